@@ -1,0 +1,3 @@
+from flanscan._cli import main
+
+main()

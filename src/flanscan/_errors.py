@@ -1,0 +1,44 @@
+"""Typed errors raised by the library; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README and `flan --help`.
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # --fail-on threshold reached (scan completed)
+EXIT_USAGE = 2  # bad input, missing tool, unusable environment
+EXIT_SCAN_INCOMPLETE = 3  # a worker failed or was interrupted; partial results were saved
+EXIT_DELIVERY = 4  # results saved, but an alert or upload could not be delivered
+
+
+class FlanError(Exception):
+    """Base class: a user-facing problem with a one-line message naming the input and the fix."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(FlanError):
+    """Bad command-line input or bad input file (targets, suppressions, ...)."""
+
+
+class EnvironmentProblem(FlanError):
+    """Something the machine lacks: nmap not installed, no permission, unreachable store."""
+
+
+class ParseError(FlanError):
+    """An input file that cannot be read as what it claims to be (XML, feed, rules)."""
+
+
+class VulnDbError(FlanError):
+    """The vulnerability database is missing, corrupt, or an update failed."""
+
+
+class ScanIncomplete(FlanError):
+    """A scan that did not finish; raw XML of what ran is kept."""
+
+    exit_code = EXIT_SCAN_INCOMPLETE
+
+
+class DeliveryError(FlanError):
+    """An alert or upload failed after retries; local results are kept."""
+
+    exit_code = EXIT_DELIVERY

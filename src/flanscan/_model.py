@@ -1,0 +1,360 @@
+"""Core data types shared by every stage: observations, vulnerabilities, findings, the report.
+
+All are frozen dataclasses. Stages pass them one way:
+scan -> XML -> parse (HostObservation) -> match (Finding) -> report (Report) -> renderers.
+New fields must get defaults so that existing callers keep working.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# --------------------------------------------------------------------------- severity
+
+
+class Severity(enum.IntEnum):
+    """CVSS v3 qualitative severity; UNKNOWN when no score exists (e.g. awaiting analysis)."""
+
+    UNKNOWN = 0
+    NONE = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_label(cls, label: str) -> Severity:
+        return cls[label.upper()]
+
+
+def severity_from_cvss(score: float | None) -> Severity:
+    """Map a CVSS base score to the CVSS v3 severity ranges (none/low/medium/high/critical)."""
+    if score is None:
+        return Severity.UNKNOWN
+    if score == 0.0:
+        return Severity.NONE
+    if score < 4.0:
+        return Severity.LOW
+    if score < 7.0:
+        return Severity.MEDIUM
+    if score < 9.0:
+        return Severity.HIGH
+    return Severity.CRITICAL
+
+
+# --------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    """Output of one NSE script on a port (text only; hostile input)."""
+
+    id: str
+    output: str
+
+
+@dataclass(frozen=True)
+class VulnersEntry:
+    """One row of the `vulners` NSE script's table."""
+
+    id: str
+    cvss: float | None
+    type: str
+    is_exploit: bool
+
+
+@dataclass(frozen=True)
+class ServiceObservation:
+    """One open port on one host as Nmap reported it. Text fields come from the host: hostile."""
+
+    address: str
+    port: int
+    protocol: str  # "tcp" | "udp" | "sctp"
+    state: str = "open"
+    name: str | None = None  # Nmap service name, e.g. "ssh"
+    product: str | None = None
+    version: str | None = None
+    extrainfo: str | None = None
+    ostype: str | None = None
+    tunnel: str | None = None  # "ssl" when wrapped
+    method: str | None = None  # "probed" | "table"
+    conf: int | None = None
+    cpes: tuple[str, ...] = ()  # as Nmap writes them: "cpe:/a:openbsd:openssh:9.2p1"
+    scripts: tuple[ScriptResult, ...] = ()
+    vulners: tuple[VulnersEntry, ...] = ()
+
+    @property
+    def banner(self) -> str:
+        """Product, version and extra info as one line, the way Nmap prints them."""
+        parts = [p for p in (self.product, self.version) if p]
+        if self.extrainfo:
+            parts.append(f"({self.extrainfo})")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class HostObservation:
+    """One host from one Nmap XML file, with its open ports."""
+
+    address: str
+    address_type: str = "ipv4"  # "ipv4" | "ipv6"
+    hostnames: tuple[str, ...] = ()
+    status: str = "up"
+    mac: str | None = None
+    services: tuple[ServiceObservation, ...] = ()
+    os_matches: tuple[str, ...] = ()
+    source: str | None = None  # XML file it was read from
+
+
+@dataclass(frozen=True)
+class NmapRunInfo:
+    """What one Nmap XML file says about its run."""
+
+    source: str
+    args: str = ""
+    version: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    complete: bool = True  # False when the file was cut short (interrupted scan)
+    exit_status: str | None = None  # "success" | "error" from <finished>
+    error: str | None = None
+    hosts_up: int = 0
+    hosts_down: int = 0
+
+
+# --------------------------------------------------------------------------- vulnerabilities
+
+
+@dataclass(frozen=True)
+class CvssScore:
+    score: float
+    version: str  # "4.0" | "3.1" | "3.0" | "2.0"
+    vector: str | None = None
+    source: str | None = None  # who scored it, e.g. "nvd@nist.gov"
+
+
+@dataclass(frozen=True)
+class KevEntry:
+    """An entry of the CISA Known Exploited Vulnerabilities catalogue."""
+
+    date_added: str
+    known_ransomware_use: bool | None = None
+    due_date: str | None = None
+    vulnerability_name: str | None = None
+    required_action: str | None = None
+
+
+@dataclass(frozen=True)
+class Vulnerability:
+    """What the local database (or the vulners script) knows of one vulnerability."""
+
+    id: str
+    summary: str | None = None
+    published: str | None = None  # ISO date
+    cvss: CvssScore | None = None
+    cwes: tuple[str, ...] = ()
+    kev: KevEntry | None = None
+    epss: float | None = None
+    epss_percentile: float | None = None
+    url: str | None = None
+    source: str = "nvd"  # "nvd" | "vulners"
+    is_exploit: bool = False  # vulners' exploit flag
+
+    @property
+    def severity(self) -> Severity:
+        return severity_from_cvss(self.cvss.score if self.cvss else None)
+
+
+class Confidence(enum.StrEnum):
+    EXACT = "exact"  # detected version inside an NVD range or equal to a listed version
+    PRODUCT_ONLY = "product-only"  # product matched, version unknown
+
+
+class FindingStatus(enum.StrEnum):
+    CONFIRMED = "confirmed"
+    UNCONFIRMED_DISTRIBUTION = "unconfirmed-distribution-build"
+    FIXED_BY_DISTRIBUTION = "fixed-by-distribution"
+    NOT_AFFECTED = "not-affected"
+    SUPPRESSED = "suppressed"
+
+    @property
+    def label(self) -> str:
+        return {
+            "confirmed": "confirmed",
+            "unconfirmed-distribution-build": "unconfirmed: distribution build",
+            "fixed-by-distribution": "fixed by distribution",
+            "not-affected": "not affected",
+            "suppressed": "suppressed",
+        }[self.value]
+
+    @property
+    def is_open(self) -> bool:
+        """Open findings belong in the main report; the others go to appendices."""
+        return self in (FindingStatus.CONFIRMED, FindingStatus.UNCONFIRMED_DISTRIBUTION)
+
+
+@dataclass(frozen=True)
+class MatchEvidence:
+    """Why a CVE matched: the NVD criteria and range against what Nmap detected."""
+
+    criteria: str  # e.g. "cpe:2.3:a:openbsd:openssh:*:*:*:*:*:*:*:*"
+    version_range: str  # e.g. "< 9.3p2", ">= 2.4.0, <= 2.4.49", "= 9.2p1", "any version"
+    detected_version: str | None = None
+    detected_cpe: str | None = None
+    banner: str = ""
+    platform_conditions: tuple[str, ...] = ()  # e.g. "running on cpe:2.3:o:microsoft:windows:*"
+    alias: str | None = None  # e.g. "Nmap igor_sysoev:nginx = NVD f5:nginx"
+
+
+@dataclass(frozen=True)
+class DistributionEvidence:
+    """What a distribution's tracker says about a CVE for the detected package build."""
+
+    distribution: str  # "debian" | "ubuntu" | "rhel" ...
+    release: str | None = None  # "bookworm"
+    source_package: str | None = None
+    package_version: str | None = None
+    tracker: str | None = None  # "Debian security tracker" ...
+    tracker_status: str | None = None  # "resolved", "open", "not-affected", ...
+    fixed_version: str | None = None
+    inherited_from: str | None = None  # when the release came from another service on the host
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class SuppressionRef:
+    """The exception rule that suppressed a finding."""
+
+    source: str  # "file:line"
+    reason: str
+    owner: str
+    expires: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A vulnerability that applies to a detected service, with why and how sure."""
+
+    vulnerability: Vulnerability
+    confidence: Confidence = Confidence.EXACT
+    status: FindingStatus = FindingStatus.CONFIRMED
+    evidence: tuple[MatchEvidence, ...] = ()
+    distribution: DistributionEvidence | None = None
+    suppression: SuppressionRef | None = None
+
+    @property
+    def id(self) -> str:
+        return self.vulnerability.id
+
+    @property
+    def severity(self) -> Severity:
+        return self.vulnerability.severity
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Location:
+    address: str
+    port: int
+    protocol: str
+    hostnames: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class ServiceFinding:
+    """One finding of a service with the locations it applies to (status may differ by host)."""
+
+    finding: Finding
+    locations: tuple[Location, ...]
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """A service (product + version + CPE) with all its locations and all their findings."""
+
+    name: str | None
+    product: str | None
+    version: str | None
+    cpes: tuple[str, ...]
+    locations: tuple[Location, ...]
+    findings: tuple[ServiceFinding, ...] = ()  # exact matches, every status
+    product_only: tuple[ServiceFinding, ...] = ()  # version unknown: summarised, listed on request
+    extrainfo: str | None = None
+
+    @property
+    def open_findings(self) -> tuple[ServiceFinding, ...]:
+        return tuple(f for f in self.findings if f.finding.status.is_open)
+
+    @property
+    def worst_severity(self) -> Severity | None:
+        sev = [f.finding.severity for f in self.open_findings]
+        return max(sev) if sev else None
+
+
+@dataclass(frozen=True)
+class HostSummary:
+    address: str
+    hostnames: tuple[str, ...] = ()
+    status: str = "up"
+    open_ports: int = 0
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """What was scanned, how and when: the auditor's header of every report."""
+
+    targets: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    nmap_commands: tuple[str, ...] = ()
+    nmap_version: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    profile: str | None = None
+    xml_files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    hosts_up: int = 0
+    hosts_down: int = 0
+
+
+@dataclass(frozen=True)
+class VulnDbSummary:
+    """The vulnerability data a report was built with."""
+
+    path: str
+    cve_count: int
+    sources: tuple[tuple[str, str], ...] = ()  # (source name, date of its data)
+    built_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """The service-centred report: the single model every renderer renders."""
+
+    scan: ScanSummary
+    services: tuple[ServiceReport, ...]  # vulnerable first by worst severity, then the rest
+    hosts: tuple[HostSummary, ...] = ()
+    vulndb: VulnDbSummary | None = None
+    vulndb_note: str | None = None  # e.g. "no vulnerability database available: run flan db ..."
+    notes: tuple[str, ...] = ()  # e.g. unused or expired suppression rules
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def summary(self) -> dict[str, int]:
+        """Counts of open findings by severity label (per service and location)."""
+        counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
+        for svc in self.services:
+            for sf in svc.open_findings:
+                counts[sf.finding.severity.label] += len(sf.locations)
+        return counts
