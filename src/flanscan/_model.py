@@ -327,6 +327,9 @@ class ScanSummary:
     warnings: tuple[str, ...] = ()
     hosts_up: int = 0
     hosts_down: int = 0
+    ports: str | None = None  # port scope as Nmap took it: "top-1000", "1-65535", "T:22,80"
+    incomplete_targets: tuple[str, ...] = ()  # targets whose worker failed: "not checked"
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,39 @@ class VulnDbSummary:
     built_at: str | None = None
 
 
+class ChangeKind(enum.StrEnum):
+    NEW_FINDING = "new-finding"
+    FIXED_FINDING = "fixed-finding"
+    STATUS_CHANGED = "status-changed"  # e.g. now in KEV, newly suppressed, suppression expired
+    NEW_PORT = "new-port"
+    CLOSED_PORT = "closed-port"
+    VERSION_CHANGED = "version-changed"
+    HOST_APPEARED = "host-appeared"
+    HOST_DISAPPEARED = "host-disappeared"
+    NOT_CHECKED = "not-checked"  # in the old run, outside what the new run scanned
+
+
+@dataclass(frozen=True)
+class ChangeItem:
+    kind: ChangeKind
+    description: str
+    location: Location | None = None
+    address: str | None = None
+    vuln_id: str | None = None
+    severity: Severity | None = None
+    old: str | None = None
+    new: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    """What changed since an earlier run of the same targets ("Changes since <date>")."""
+
+    since_run: str
+    since: datetime | None
+    items: tuple[ChangeItem, ...] = ()
+
+
 @dataclass(frozen=True)
 class Report:
     """The service-centred report: the single model every renderer renders."""
@@ -349,6 +385,7 @@ class Report:
     vulndb: VulnDbSummary | None = None
     vulndb_note: str | None = None  # e.g. "no vulnerability database available: run flan db ..."
     notes: tuple[str, ...] = ()  # e.g. unused or expired suppression rules
+    changes: ChangeSummary | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def summary(self) -> dict[str, int]:
