@@ -386,6 +386,7 @@ class Report:
     vulndb_note: str | None = None  # e.g. "no vulnerability database available: run flan db ..."
     notes: tuple[str, ...] = ()  # e.g. unused or expired suppression rules
     changes: ChangeSummary | None = None
+    list_product_only: bool = False  # list product-only matches, not just their count
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def summary(self) -> dict[str, int]:

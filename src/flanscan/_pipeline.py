@@ -1,0 +1,266 @@
+"""Wires the stages together: saved Nmap XML -> findings -> Report -> files, history, alerts.
+
+The CLI commands `flan scan`, `flan report` and `flan merge` call these functions; nothing here
+prints. Every stage works from files a user can keep, so a report can be rebuilt later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flanscan._errors import EXIT_DELIVERY, EXIT_FINDINGS, EXIT_OK, UsageError
+from flanscan._model import (
+    Finding,
+    HostObservation,
+    Location,
+    Report,
+    ScanSummary,
+    ServiceObservation,
+    Severity,
+)
+
+if TYPE_CHECKING:
+    from flanscan._suppress import SuppressionSet
+    from flanscan._vulndb import VulnDb
+
+Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
+
+FAIL_ON_CHOICES = ("critical", "high", "medium", "kev")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How to turn a run's XML into reports (shared by `flan scan`, `flan report`, `flan merge`)."""
+
+    formats: tuple[str, ...] = ("html", "json")
+    db_path: Path | None = None  # None: the default location (FLAN_DB or the user cache dir)
+    use_db: bool = True
+    suppressions: Path | None = None
+    show_product_only: bool = False
+    history: str | None = None  # path or postgresql:// URL; None: next to the results
+    record_history: bool = True
+    notify: tuple[str, ...] = ()
+    notify_min_severity: str = "high"
+    fail_on: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: report files, the exit code it earned, and lines for the user."""
+
+    report_paths: list[Path] = field(default_factory=list)
+    exit_code: int = EXIT_OK
+    messages: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+
+NO_DB_NOTE = (
+    "no vulnerability database available: services are listed without CVEs; "
+    "run `flan db update` (online) or `flan db import FILES` (offline) to build one"
+)
+
+
+def open_vulndb(options: ReportOptions) -> tuple[VulnDb | None, str | None]:
+    """Open the vulnerability DB if asked for and present; else None and a one-line note."""
+    if not options.use_db:
+        return None, "vulnerability matching disabled (--no-db)"
+    from flanscan._vulndb import VulnDb, default_db_path
+
+    path = options.db_path or default_db_path()
+    if not path.exists():
+        if options.db_path is not None:
+            raise UsageError(
+                f"vulnerability database {path} does not exist: "
+                "build it with `flan db update` or `flan db import FILES`, or drop --db"
+            )
+        return None, NO_DB_NOTE
+    return VulnDb.open(path), None
+
+
+def make_analyzer(
+    db: VulnDb | None,
+    suppressions: SuppressionSet | None,
+    *,
+    include_product_only: bool = True,
+) -> Analyzer:
+    """The per-service analysis: NVD match, vulners results, distribution data, exceptions."""
+    from flanscan._distro import apply_distribution, tracker_for
+    from flanscan._vulners import findings_from_vulners
+
+    tracker = tracker_for(db) if db is not None else None
+
+    def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
+        findings: list[Finding] = []
+        if db is not None:
+            from flanscan._match import match_service
+
+            findings.extend(match_service(service, db, include_product_only=include_product_only))
+        if service.vulners:
+            known = {f.id for f in findings}
+            findings.extend(f for f in findings_from_vulners(service) if f.id not in known)
+        findings = apply_distribution(host, service, findings, tracker)
+        if suppressions is not None:
+            location = Location(host.address, service.port, service.protocol, host.hostnames)
+            findings = suppressions.apply(location, service, findings)
+        return findings
+
+    return analyze
+
+
+def collect_xml(paths: Sequence[Path]) -> list[Path]:
+    """Nmap XML files named directly, or found in result directories (their xml/ folder)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            base = path / "xml" if (path / "xml").is_dir() else path
+            found = sorted(base.rglob("*.xml"))
+            if not found:
+                raise UsageError(f"{path}: no Nmap XML files found; give XML files or a run dir")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+    return files
+
+
+def report_from_xml(
+    paths: Sequence[Path],
+    options: ReportOptions,
+    *,
+    scan: ScanSummary | None = None,
+) -> Report:
+    """Build the Report from saved Nmap XML (files or result directories), without scanning."""
+    from flanscan._parse import NmapXmlFile
+    from flanscan._report import build_report, summarize_runs
+
+    files = collect_xml(paths)
+    db, note = open_vulndb(options)
+    suppressions = None
+    if options.suppressions is not None:
+        from flanscan._suppress import load_suppressions
+
+        suppressions = load_suppressions(options.suppressions)
+    try:
+        readers = [NmapXmlFile(f) for f in files]
+
+        def hosts() -> Iterator[HostObservation]:
+            for reader in readers:
+                yield from reader.hosts()
+
+        analyze = make_analyzer(db, suppressions, include_product_only=True)
+        host_list = list(hosts())  # read fully so run infos are complete for the summary
+        from_xml = summarize_runs([r.info for r in readers])
+        summary = _merge_summaries(scan, from_xml)
+        report = build_report(
+            host_list,
+            scan=summary,
+            analyze=analyze,
+            vulndb=db.summary() if db is not None else None,
+            vulndb_note=note,
+            notes=suppressions.notes() if suppressions is not None else (),
+        )
+    finally:
+        if db is not None:
+            db.close()
+    return dataclasses.replace(report, list_product_only=options.show_product_only)
+
+
+def _merge_summaries(given: ScanSummary | None, from_xml: ScanSummary) -> ScanSummary:
+    """Prefer what the run recorded (run.json); fill gaps and add warnings from the XML."""
+    if given is None:
+        return from_xml
+    return dataclasses.replace(
+        given,
+        nmap_commands=given.nmap_commands or from_xml.nmap_commands,
+        nmap_version=given.nmap_version or from_xml.nmap_version,
+        start=given.start or from_xml.start,
+        end=given.end or from_xml.end,
+        xml_files=given.xml_files or from_xml.xml_files,
+        warnings=tuple(dict.fromkeys(given.warnings + from_xml.warnings)),
+        hosts_up=given.hosts_up or from_xml.hosts_up,
+        hosts_down=given.hosts_down or from_xml.hosts_down,
+    )
+
+
+def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Path]:
+    """Render each format to `out/report.<ext>` (out is a directory), or to `out` itself when a
+    single format is asked for and `out` names a file."""
+    from flanscan._render import render
+
+    if len(formats) == 1 and out.suffix:
+        targets = [(formats[0], out)]
+    else:
+        targets = [(fmt, out / f"report.{fmt}") for fmt in formats]
+    written = []
+    for fmt, path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(render(report, fmt))
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def fail_on_reached(report: Report, fail_on: str | None) -> bool:
+    """True when an open finding reaches the --fail-on threshold."""
+    if fail_on is None:
+        return False
+    if fail_on not in FAIL_ON_CHOICES:
+        raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}")
+    for svc in report.services:
+        for sf in svc.open_findings:
+            vuln = sf.finding.vulnerability
+            if fail_on == "kev":
+                if vuln.kev is not None:
+                    return True
+            elif sf.finding.severity >= Severity.from_label(fail_on):
+                return True
+    return False
+
+
+def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) -> RunOutcome:
+    """After a scan: build the report from the run's XML, record history, compare with the
+    previous run, write every format, send alerts. The XML stays whatever happens."""
+    outcome = RunOutcome()
+    report = report_from_xml([run_dir], options, scan=scan)
+    if report.vulndb_note:
+        outcome.messages.append(report.vulndb_note)
+
+    if options.record_history:
+        from flanscan._history import diff_runs, open_history
+
+        store = open_history(options.history or str(run_dir.parent / "history.sqlite3"))
+        try:
+            previous = store.previous_run(report)
+            outcome.run_id = store.record(report, run_dir=str(run_dir))
+            if previous is not None:
+                changes = diff_runs(store, previous.id, outcome.run_id)
+                report = dataclasses.replace(report, changes=changes)
+        finally:
+            store.close()
+
+    outcome.report_paths = write_reports(report, options.formats, run_dir)
+
+    if options.notify and report.changes is not None:
+        from flanscan._notify import send_alerts
+
+        failures = send_alerts(
+            options.notify,
+            report,
+            report.changes,
+            Severity.from_label(options.notify_min_severity),
+        )
+        for failure in failures:
+            outcome.messages.append(f"alert not delivered: {failure}")
+        if failures:
+            outcome.exit_code = EXIT_DELIVERY
+
+    if outcome.exit_code == EXIT_OK and fail_on_reached(report, options.fail_on):
+        outcome.exit_code = EXIT_FINDINGS
+        outcome.messages.append(f"findings reached --fail-on {options.fail_on}")
+    return outcome
