@@ -67,6 +67,8 @@ class VulnersEntry:
     cvss: float | None
     type: str
     is_exploit: bool
+    key: str | None = None  # the table it came from: a CPE, or "product version" as a fallback
+    cvss_version: str | None = None  # from the newer script's `cvss_type` ("cvss3.1" -> "3.1")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class HostObservation:
     services: tuple[ServiceObservation, ...] = ()
     os_matches: tuple[str, ...] = ()
     source: str | None = None  # XML file it was read from
+    scripts: tuple[ScriptResult, ...] = ()  # host-level NSE output (<hostscript>)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class NmapRunInfo:
     error: str | None = None
     hosts_up: int = 0
     hosts_down: int = 0
+    warnings: tuple[str, ...] = ()  # e.g. "<file>: cut short (interrupted scan?) ..."
 
 
 # --------------------------------------------------------------------------- vulnerabilities
