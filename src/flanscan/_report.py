@@ -1,0 +1,454 @@
+"""The one place that knows "service-centred": observations and findings -> `Report`.
+
+A service is a product + version (+ CPEs) as Nmap identified it; a port Nmap could not identify
+is a service named after Nmap's guess ("unknown", "redis", ...). Each service lists every
+location it was seen at and the findings of every location (the same finding at several
+locations is one entry listing them). See docs/report-model.md for the rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import shlex
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flanscan._errors import ParseError
+from flanscan._model import (
+    ChangeSummary,
+    Confidence,
+    Finding,
+    HostObservation,
+    HostSummary,
+    Location,
+    NmapRunInfo,
+    Report,
+    ScanSummary,
+    ServiceFinding,
+    ServiceObservation,
+    ServiceReport,
+    Severity,
+    VulnDbSummary,
+)
+
+Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
+
+# --------------------------------------------------------------------------- ordering
+
+
+def address_sort_key(address: str) -> tuple[int, int, str]:
+    """IPv4 before IPv6, numerically; anything else (a MAC) last, as text."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return (9, 0, address)
+    return (ip.version, int(ip), address)
+
+
+def location_sort_key(loc: Location) -> tuple[tuple[int, int, str], int, str]:
+    return (address_sort_key(loc.address), loc.port, loc.protocol)
+
+
+def finding_sort_key(finding: Finding) -> tuple[bool, bool, float, float, str]:
+    """What to fix first: open before closed, KEV first, then CVSS, then EPSS, then id."""
+    vuln = finding.vulnerability
+    return (
+        not finding.status.is_open,
+        vuln.kev is None,
+        -(vuln.cvss.score if vuln.cvss is not None else -1.0),
+        -(vuln.epss if vuln.epss is not None else -1.0),
+        vuln.id,
+    )
+
+
+def _service_label(svc: ServiceReport) -> str:
+    return (svc.product or svc.name or "").lower()
+
+
+def service_sort_key(svc: ServiceReport) -> tuple[object, ...]:
+    """Services with open findings first, by worst severity, KEV, number of locations; then
+    the services with no known vulnerability by name and first port."""
+    worst = svc.worst_severity
+    first = svc.locations[0] if svc.locations else None
+    port = first.port if first else 0
+    if worst is not None:
+        has_kev = any(sf.finding.vulnerability.kev is not None for sf in svc.open_findings)
+        return (0, -int(worst), not has_kev, -len(svc.locations), _service_label(svc), port)
+    return (1, 0, False, 0, _service_label(svc), port, svc.version or "")
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _richness(svc: ServiceObservation) -> tuple[int, ...]:
+    """How much Nmap learnt about a port: a -sV pass beats a discovery pass."""
+    return (
+        int(svc.product is not None),
+        int(svc.version is not None),
+        len(svc.cpes),
+        int(svc.extrainfo is not None),
+        int(svc.method == "probed"),
+        int(svc.state == "open"),
+        len(svc.vulners) + len(svc.scripts),
+    )
+
+
+def merge_services(a: ServiceObservation, b: ServiceObservation) -> ServiceObservation:
+    """The richer of two observations of one address/port/protocol, keeping script output
+    that only the other one has."""
+    best, other = (a, b) if _richness(a) >= _richness(b) else (b, a)
+    if not best.vulners and other.vulners:
+        best = dataclasses.replace(best, vulners=other.vulners)
+    if not best.scripts and other.scripts:
+        best = dataclasses.replace(best, scripts=other.scripts)
+    return best
+
+
+@dataclass
+class _HostAcc:
+    first: HostObservation
+    hostnames: dict[str, None] = field(default_factory=dict)
+    up: bool = False
+    mac: str | None = None
+    os_matches: tuple[str, ...] = ()
+    services: dict[tuple[int, str], ServiceObservation] = field(default_factory=dict)
+
+    def add(self, host: HostObservation) -> None:
+        self.hostnames.update(dict.fromkeys(host.hostnames))
+        self.up = self.up or host.status == "up"
+        self.mac = self.mac or host.mac
+        if len(host.os_matches) > len(self.os_matches):
+            self.os_matches = host.os_matches
+        for svc in host.services:
+            key = (svc.port, svc.protocol)
+            seen = self.services.get(key)
+            self.services[key] = svc if seen is None else merge_services(seen, svc)
+
+    def merged(self) -> HostObservation:
+        services = sorted(self.services.values(), key=lambda s: (s.protocol, s.port))
+        return dataclasses.replace(
+            self.first,
+            hostnames=tuple(self.hostnames),
+            status="up" if self.up else self.first.status,
+            mac=self.mac,
+            os_matches=self.os_matches,
+            services=tuple(services),
+        )
+
+
+def merge_hosts(hosts: Iterable[HostObservation]) -> list[HostObservation]:
+    """One observation per address, merging what several XML files (a discovery pass and a
+    -sV pass, or several workers) saw of it; sorted by address."""
+    acc: dict[str, _HostAcc] = {}
+    for host in hosts:
+        entry = acc.get(host.address)
+        if entry is None:
+            entry = acc[host.address] = _HostAcc(first=host)
+        entry.add(host)
+    return [acc[a].merged() for a in sorted(acc, key=address_sort_key)]
+
+
+# --------------------------------------------------------------------------- building
+
+ServiceKey = tuple[str | None, str | None, str | None, tuple[str, ...]]
+
+
+def service_key(svc: ServiceObservation) -> ServiceKey:
+    """Identified ports group by product + version + CPEs; unidentified ones by Nmap's name."""
+    if svc.product:
+        return (None, svc.product, svc.version, svc.cpes)
+    return (svc.name or "unknown", None, None, ())
+
+
+@dataclass
+class _ServiceAcc:
+    name: str | None
+    product: str | None
+    version: str | None
+    cpes: tuple[str, ...]
+    extrainfo: set[str | None] = field(default_factory=set)
+    locations: list[Location] = field(default_factory=list)
+    findings: dict[Finding, list[Location]] = field(default_factory=dict)
+    product_only: dict[Finding, list[Location]] = field(default_factory=dict)
+
+    def build(self) -> ServiceReport:
+        def group(items: dict[Finding, list[Location]]) -> tuple[ServiceFinding, ...]:
+            return tuple(
+                ServiceFinding(f, tuple(sorted(set(locs), key=location_sort_key)))
+                for f, locs in sorted(items.items(), key=lambda kv: finding_sort_key(kv[0]))
+            )
+
+        # Extra info goes in only when every location agrees (e.g. "protocol 2.0").
+        extrainfo = next(iter(self.extrainfo)) if len(self.extrainfo) == 1 else None
+        return ServiceReport(
+            name=self.name,
+            product=self.product,
+            version=self.version,
+            cpes=self.cpes,
+            locations=tuple(sorted(set(self.locations), key=location_sort_key)),
+            findings=group(self.findings),
+            product_only=group(self.product_only),
+            extrainfo=extrainfo,
+        )
+
+
+def build_report(
+    hosts: Iterable[HostObservation],
+    *,
+    scan: ScanSummary,
+    analyze: Analyzer | None,
+    vulndb: VulnDbSummary | None,
+    vulndb_note: str | None,
+    notes: Sequence[str] = (),
+    changes: ChangeSummary | None = None,
+) -> Report:
+    """Group host observations into the service-centred `Report`.
+
+    Observations of one address/port/protocol from several files are merged first (the richer
+    one wins); `analyze(host, service)` then gives each location's findings. `scan.hosts_up`
+    is set to the number of distinct hosts up.
+    """
+    merged = merge_hosts(hosts)
+    services: dict[ServiceKey, _ServiceAcc] = {}
+    host_summaries: list[HostSummary] = []
+    down = 0
+    for host in merged:
+        if host.status != "up":
+            down += 1
+            continue
+        host_summaries.append(
+            HostSummary(host.address, host.hostnames, host.status, len(host.services))
+        )
+        for svc in host.services:
+            key = service_key(svc)
+            acc = services.get(key)
+            if acc is None:
+                acc = services[key] = _ServiceAcc(
+                    name=svc.name, product=svc.product, version=svc.version, cpes=svc.cpes
+                )
+            location = Location(svc.address, svc.port, svc.protocol, host.hostnames)
+            acc.locations.append(location)
+            acc.extrainfo.add(svc.extrainfo)
+            for finding in analyze(host, svc) if analyze is not None else ():
+                target = (
+                    acc.product_only
+                    if finding.confidence == Confidence.PRODUCT_ONLY
+                    else acc.findings
+                )
+                target.setdefault(finding, []).append(location)
+    reports = sorted((acc.build() for acc in services.values()), key=service_sort_key)
+    scan = dataclasses.replace(
+        scan, hosts_up=len(host_summaries), hosts_down=max(scan.hosts_down, down)
+    )
+    return Report(
+        scan=scan,
+        services=tuple(reports),
+        hosts=tuple(host_summaries),
+        vulndb=vulndb,
+        vulndb_note=vulndb_note,
+        notes=tuple(notes),
+        changes=changes,
+    )
+
+
+def worst_severity(report: Report) -> Severity | None:
+    """The worst severity of any open finding in the report (None when there is none)."""
+    sev = [s.worst_severity for s in report.services if s.worst_severity is not None]
+    return max(sev) if sev else None
+
+
+# --------------------------------------------------------------------------- runs -> ScanSummary
+
+# Nmap options that take their value as the next argument (`-p 22`, `--script vulners`), so
+# that value is not mistaken for a target. Options written `--opt=value` need no entry.
+_OPTIONS_WITH_VALUE = frozenset(
+    """
+    -p -e -S -D -g -b -iL -iR -oX -oN -oG -oA -oS -oM -oH -sI -T --exclude --excludefile
+    --exclude-ports --top-ports --port-ratio --script --script-args --script-args-file
+    --script-help --version-intensity --max-retries --host-timeout --scan-delay
+    --max-scan-delay --min-rate --max-rate --min-hostgroup --max-hostgroup --min-parallelism
+    --max-parallelism --min-rtt-timeout --max-rtt-timeout --initial-rtt-timeout --ttl --data
+    --data-string --data-length --ip-options --mtu --spoof-mac --proxies --dns-servers
+    --stats-every --datadir --servicedb --versiondb --stylesheet --resume --source-port
+    --scanflags --traceroute-hops --max-os-tries --osscan-limit-hops
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class NmapArgs:
+    """What an Nmap command line says about scope: targets, excludes, input lists, ports."""
+
+    targets: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    input_lists: tuple[str, ...] = ()
+    ports: str | None = None
+
+
+def parse_nmap_args(args: str) -> NmapArgs:
+    """Split an Nmap command line (as in `<nmaprun args=...>`) into targets and scope."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        words = args.split()
+    targets: list[str] = []
+    excluded: list[str] = []
+    lists: list[str] = []
+    ports: str | None = None
+    fast = scan_only_hosts = False
+    i = 1  # words[0] is the nmap executable
+    while i < len(words):
+        word = words[i]
+        name, eq, inline = word.partition("=")
+        value: str | None = inline if eq and word.startswith("--") else None
+        if value is None and word in _OPTIONS_WITH_VALUE:
+            value = words[i + 1] if i + 1 < len(words) else ""
+            i += 1
+        elif value is None and word.startswith("-p") and len(word) > 2 and word[2] != "-":
+            name, value = "-p", word[2:]  # -p22,80
+        i += 1
+        if word == "--":
+            continue
+        if value is not None:
+            if name == "-p":
+                ports = value
+            elif name == "--top-ports":
+                ports = f"top-{value}"
+            elif name == "--exclude":
+                excluded.extend(v for v in value.split(",") if v)
+            elif name == "--excludefile":
+                excluded.append(f"@{value}")
+            elif name == "-iL":
+                lists.append(value)
+            continue
+        if word == "-F":
+            fast = True
+        elif word in ("-sn", "-sP"):
+            scan_only_hosts = True
+        elif not word.startswith("-") or word == "-":
+            if word != "-":
+                targets.append(word)
+    if ports is None and not scan_only_hosts:
+        ports = "top-100" if fast else "top-1000"
+    return NmapArgs(tuple(targets), tuple(excluded), tuple(lists), ports)
+
+
+def summarize_runs(infos: Sequence[NmapRunInfo]) -> ScanSummary:
+    """A ScanSummary from what the XML files themselves say (when no run.json exists):
+    targets and ports from the command lines, the earliest start and latest end, the Nmap
+    version, hosts counted, and a warning for each file that is incomplete."""
+    targets: dict[str, None] = {}
+    excluded: dict[str, None] = {}
+    ports: dict[str, None] = {}
+    versions: dict[str, None] = {}
+    warnings: list[str] = []
+    for info in infos:
+        parsed = parse_nmap_args(info.args)
+        targets.update(dict.fromkeys(parsed.targets))
+        targets.update(dict.fromkeys(f"-iL {name}" for name in parsed.input_lists))
+        excluded.update(dict.fromkeys(parsed.excluded))
+        if parsed.ports:
+            ports[parsed.ports] = None
+        if info.version:
+            versions[info.version] = None
+        warnings.extend(info.warnings)
+        if not info.complete and not info.warnings:
+            warnings.append(f"{info.source}: incomplete Nmap run")
+    starts = [i.start for i in infos if i.start is not None]
+    ends = [i.end for i in infos if i.end is not None]
+    return ScanSummary(
+        targets=tuple(targets),
+        excluded=tuple(excluded),
+        nmap_commands=tuple(dict.fromkeys(i.args for i in infos if i.args)),
+        nmap_version=", ".join(versions) or None,
+        start=min(starts) if starts else None,
+        end=max(ends) if ends else None,
+        xml_files=tuple(i.source for i in infos),
+        warnings=tuple(dict.fromkeys(warnings)),
+        hosts_up=sum(i.hosts_up for i in infos),
+        hosts_down=sum(i.hosts_down for i in infos),
+        ports="; ".join(ports) or None,
+    )
+
+
+# --------------------------------------------------------------------------- many files
+
+
+def find_xml_files(paths: Sequence[Path]) -> list[Path]:
+    """Nmap XML files named directly, or in a directory (its `xml/` folder if it has one,
+    else its `*.xml` files); a directory without any is an error naming it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            base = path / "xml" if (path / "xml").is_dir() else path
+            found = sorted(p for p in base.glob("*.xml") if p.is_file())
+            if not found:
+                raise ParseError(f"{path}: no Nmap XML files (*.xml) found in it")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ParseError(f"{path}: no such file or directory")
+    return files
+
+
+class NmapXmlSet:
+    """Several Nmap XML files read as one stream of hosts (files in the order given)."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        from flanscan._parse import NmapXmlFile
+
+        self.readers = [NmapXmlFile(f) for f in files]
+
+    def hosts(self) -> Iterator[HostObservation]:
+        for reader in self.readers:
+            yield from reader.hosts()
+
+    @property
+    def infos(self) -> list[NmapRunInfo]:
+        """Each file's run information (complete once `hosts()` is exhausted)."""
+        return [r.info for r in self.readers]
+
+
+def report_from_files(
+    paths: Sequence[Path],
+    *,
+    scan: ScanSummary | None = None,
+    analyze: Analyzer | None = None,
+    vulndb: VulnDbSummary | None = None,
+    vulndb_note: str | None = None,
+    notes: Sequence[str] = (),
+    changes: ChangeSummary | None = None,
+) -> Report:
+    """Build a Report from saved XML files/directories, streaming the hosts. Without `scan`
+    (no run.json), the scan summary comes from the files themselves (`summarize_runs`); with
+    it, the files' warnings are added to it."""
+    source = NmapXmlSet(find_xml_files(paths))
+    report = build_report(
+        source.hosts(),
+        scan=scan or ScanSummary(),
+        analyze=analyze,
+        vulndb=vulndb,
+        vulndb_note=vulndb_note,
+        notes=notes,
+        changes=changes,
+    )
+    from_xml = summarize_runs(source.infos)
+    if scan is None:
+        summary = dataclasses.replace(
+            from_xml,
+            hosts_up=report.scan.hosts_up,
+            hosts_down=max(from_xml.hosts_down, report.scan.hosts_down),
+        )
+    else:
+        summary = dataclasses.replace(
+            report.scan,
+            warnings=tuple(dict.fromkeys(report.scan.warnings + from_xml.warnings)),
+            xml_files=report.scan.xml_files or from_xml.xml_files,
+            nmap_version=report.scan.nmap_version or from_xml.nmap_version,
+            start=report.scan.start or from_xml.start,
+            end=report.scan.end or from_xml.end,
+        )
+    return dataclasses.replace(report, scan=summary)
