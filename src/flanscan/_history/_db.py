@@ -1,0 +1,172 @@
+"""The two storage backends behind one small interface: SQLite (default) and PostgreSQL.
+
+SQL is written once with `?` placeholders; `_pg_sql` rewrites it for psycopg, the only place
+where the parameter styles differ. Bulk loads use executemany (SQLite) or COPY (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from flanscan._errors import EnvironmentProblem
+
+Row = tuple[Any, ...]
+
+# Arbitrary constant shared by every flan process: serialises migrations and run numbering.
+_PG_LOCK_KEY = 0x464C414E  # "FLAN"
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class Database:
+    """A connection to the history database with the few operations the store needs."""
+
+    dialect: str
+    location: str  # for messages (no secrets)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        raise NotImplementedError
+
+    def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction that also serialises writers (migrations, run numbering)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.location = str(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
+            self._conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise EnvironmentProblem(
+                f"cannot open history database {path}: {exc}; pass --history with a writable path"
+            ) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        marks = ", ".join("?" for _ in columns)
+        self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._tx()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _pg_sql(sql: str) -> str:
+    """Rewrite qmark SQL for psycopg's format style (our SQL never holds a literal `?`)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # imported here: SQLite users never pay for it
+
+        self.location = redact_url(url)
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EnvironmentProblem(
+                f"cannot connect to history database {self.location}: {reason}; "
+                "check the --history URL and that the server is running"
+            ) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(_pg_sql(sql), tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._conn.execute(_pg_sql(sql), tuple(params))
+        return list(cur.fetchall())
+
+    def insert_many(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        with (
+            self._conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        with self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            yield
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._tx()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def is_postgres_url(text: str) -> bool:
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def connect(url_or_path: str | Path) -> Database:
+    """Open the backend named by a `postgresql://` URL, a `sqlite:///` URL or a file path."""
+    text = str(url_or_path)
+    if is_postgres_url(text):
+        return PostgresDatabase(text)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite://") :]
+    elif "://" in text:
+        raise EnvironmentProblem(
+            f"unsupported history location {redact_url(text)}: use a file path or a "
+            "postgresql:// URL"
+        )
+    return SqliteDatabase(Path(text))

@@ -1,0 +1,177 @@
+"""Flat rows of one run (hosts, services, findings per location): what the store keeps and
+what the diff compares, whether the run comes from the store or straight from a Report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from flanscan._model import Confidence, FindingStatus, Report, ScanSummary
+
+PortKey = tuple[str, int, str]  # address, port, protocol
+FindingKey = tuple[str, str, int, str]  # vuln id, address, port, protocol
+
+
+@dataclass(frozen=True)
+class HostRow:
+    address: str
+    hostnames: tuple[str, ...] = ()
+    status: str = "up"
+    open_ports: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    address: str
+    port: int
+    protocol: str
+    name: str | None = None
+    product: str | None = None
+    version: str | None = None
+    extrainfo: str | None = None
+    cpes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> PortKey:
+        return (self.address, self.port, self.protocol)
+
+    @property
+    def banner(self) -> str:
+        """Product and version (or the service name when Nmap could not tell more)."""
+        text = " ".join(p for p in (self.product, self.version) if p)
+        return text or (self.name or "unknown service")
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    vuln_id: str
+    address: str
+    port: int
+    protocol: str
+    status: str = FindingStatus.CONFIRMED.value
+    confidence: str = Confidence.EXACT.value
+    severity: int = 0  # Severity value
+    cvss: float | None = None
+    kev: bool = False
+    kev_date_added: str | None = None
+    suppression_source: str | None = None
+    suppression_reason: str | None = None
+    suppression_owner: str | None = None
+    suppression_expires: str | None = None
+
+    @property
+    def key(self) -> FindingKey:
+        return (self.vuln_id, self.address, self.port, self.protocol)
+
+    @property
+    def is_open(self) -> bool:
+        return FindingStatus(self.status).is_open
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What a run set out to scan: needed to tell "fixed" from "not checked"."""
+
+    targets: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    ports: str | None = None
+    incomplete_targets: tuple[str, ...] = ()
+    nmap_commands: tuple[str, ...] = ()
+
+
+@dataclass
+class RunRows:
+    """One run, flattened. Keys are unique: a later duplicate of a key replaces nothing."""
+
+    run_id: str | None
+    started: datetime | None
+    scope: RunScope
+    hosts: dict[str, HostRow] = field(default_factory=dict)
+    services: dict[PortKey, ServiceRow] = field(default_factory=dict)
+    findings: dict[FindingKey, FindingRow] = field(default_factory=dict)
+
+    def open_findings(self) -> int:
+        return sum(1 for f in self.findings.values() if f.is_open and _is_exact(f))
+
+
+def _is_exact(row: FindingRow) -> bool:
+    return row.confidence == Confidence.EXACT.value
+
+
+def scope_of(scan: ScanSummary) -> RunScope:
+    return RunScope(
+        targets=tuple(scan.targets),
+        excluded=tuple(scan.excluded),
+        ports=scan.ports,
+        incomplete_targets=tuple(scan.incomplete_targets),
+        nmap_commands=tuple(scan.nmap_commands),
+    )
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Aware UTC datetime; naive values are taken as UTC (Nmap writes epoch seconds)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def rows_from_report(report: Report) -> RunRows:
+    """Flatten a Report into rows keyed by location (a finding by CVE, address, port, protocol)."""
+    rows = RunRows(
+        run_id=report.scan.run_id, started=utc(report.scan.start), scope=scope_of(report.scan)
+    )
+    for host in report.hosts:
+        rows.hosts.setdefault(
+            host.address, HostRow(host.address, tuple(host.hostnames), host.status, host.open_ports)
+        )
+    for svc in report.services:
+        for loc in svc.locations:
+            key = (loc.address, loc.port, loc.protocol)
+            rows.services.setdefault(
+                key,
+                ServiceRow(
+                    loc.address,
+                    loc.port,
+                    loc.protocol,
+                    svc.name,
+                    svc.product,
+                    svc.version,
+                    svc.extrainfo,
+                    tuple(svc.cpes),
+                ),
+            )
+            if loc.address not in rows.hosts:
+                rows.hosts[loc.address] = HostRow(loc.address, tuple(loc.hostnames))
+        # Exact findings first so that a product-only duplicate never hides an exact one.
+        for sf in (*svc.findings, *svc.product_only):
+            f = sf.finding
+            vuln = f.vulnerability
+            sup = f.suppression
+            for loc in sf.locations:
+                row = FindingRow(
+                    vuln_id=vuln.id,
+                    address=loc.address,
+                    port=loc.port,
+                    protocol=loc.protocol,
+                    status=f.status.value,
+                    confidence=f.confidence.value,
+                    severity=int(f.severity),
+                    cvss=vuln.cvss.score if vuln.cvss else None,
+                    kev=vuln.kev is not None,
+                    kev_date_added=vuln.kev.date_added if vuln.kev else None,
+                    suppression_source=sup.source if sup else None,
+                    suppression_reason=sup.reason if sup else None,
+                    suppression_owner=sup.owner if sup else None,
+                    suppression_expires=sup.expires if sup else None,
+                )
+                rows.findings.setdefault(row.key, row)
+    # Hosts listed without a port count get one from the services seen.
+    counts: dict[str, int] = {}
+    for addr, _port, _proto in rows.services:
+        counts[addr] = counts.get(addr, 0) + 1
+    for addr, hrow in list(rows.hosts.items()):
+        if hrow.open_ports == 0 and counts.get(addr):
+            rows.hosts[addr] = HostRow(addr, hrow.hostnames, hrow.status, counts[addr])
+    return rows

@@ -1,0 +1,354 @@
+"""The history store: record runs, list them, find the previous run of the same targets, and
+load a run back as rows for the diff."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flanscan._errors import UsageError
+from flanscan._history._db import Database, connect, is_postgres_url
+from flanscan._history._diff import diff_rows
+from flanscan._history._migrations import migrate
+from flanscan._history._rows import (
+    FindingRow,
+    HostRow,
+    RunRows,
+    RunScope,
+    ServiceRow,
+    rows_from_report,
+    utc,
+)
+from flanscan._model import ChangeSummary, Report, Severity
+
+HISTORY_FILE_NAME = "history.sqlite3"
+
+_HOST_COLS = ("run_id", "address", "hostnames", "status", "open_ports")
+_SERVICE_COLS = (
+    "run_id", "address", "port", "protocol", "name", "product", "version", "extrainfo", "cpes",
+)  # fmt: skip
+_FINDING_COLS = (
+    "run_id", "vuln_id", "address", "port", "protocol", "status", "confidence", "severity",
+    "cvss", "kev", "kev_date_added", "suppression_source", "suppression_reason",
+    "suppression_owner", "suppression_expires",
+)  # fmt: skip
+_RUN_COLS = (
+    "id", "seq", "started_at", "ended_at", "recorded_at", "targets", "excluded", "target_key",
+    "profile", "ports", "nmap_commands", "nmap_version", "incomplete_targets", "warnings",
+    "xml_files", "hosts_up", "hosts_down", "vulndb_path", "vulndb_cve_count", "vulndb_sources",
+    "vulndb_built_at", "vulndb_note", "run_dir", "source", "fingerprint", "host_count",
+    "open_findings", "severity_counts",
+)  # fmt: skip
+_REF_COLS = (
+    "id", "started_at", "ended_at", "recorded_at", "targets", "excluded", "profile", "ports",
+    "host_count", "open_findings", "severity_counts", "run_dir", "source",
+    "incomplete_targets", "nmap_commands",
+)  # fmt: skip
+
+
+def default_history_path(results_dir: str | Path = "flan-results") -> Path:
+    """Where the default SQLite history lives: `<results dir>/history.sqlite3`, next to the runs."""
+    return Path(results_dir) / HISTORY_FILE_NAME
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One recorded run, as `flan history` lists it."""
+
+    id: str
+    started: datetime | None
+    ended: datetime | None
+    recorded: datetime
+    targets: tuple[str, ...]
+    excluded: tuple[str, ...]
+    profile: str | None
+    ports: str | None
+    host_count: int
+    open_findings: int
+    severity_counts: dict[str, int]
+    run_dir: str | None
+    source: str  # "scan" | "import"
+    incomplete_targets: tuple[str, ...] = ()
+    nmap_commands: tuple[str, ...] = ()
+
+
+def _ts(value: datetime | None) -> str | None:
+    v = utc(value)
+    return v.isoformat(timespec="microseconds") if v else None
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def target_key(targets: Iterable[str]) -> str:
+    """Order-insensitive identity of a target list ("the same targets")."""
+    return json.dumps(sorted({t.strip() for t in targets if t.strip()}))
+
+
+def _fingerprint(report: Report, rows: RunRows) -> str:
+    """Identity of a scan's content: recording the same results twice gives the same run."""
+    h = hashlib.sha256()
+    scan = report.scan
+    h.update(
+        json.dumps(
+            [
+                list(scan.targets), list(scan.excluded), scan.ports, _ts(scan.start),
+                _ts(scan.end), list(scan.nmap_commands), list(scan.incomplete_targets),
+            ]
+        ).encode()
+    )  # fmt: skip
+    for host in sorted(rows.hosts.values(), key=lambda r: r.address):
+        h.update(f"\0h{host.address}\0{host.status}".encode())
+    for svc in sorted(rows.services.values(), key=lambda r: r.key):
+        h.update(f"\0s{svc.key}\0{svc.name}\0{svc.product}\0{svc.version}".encode())
+    for f in sorted(rows.findings.values(), key=lambda r: r.key):
+        h.update(f"\0f{f.key}\0{f.status}\0{f.kev}\0{f.severity}".encode())
+    return h.hexdigest()
+
+
+def _run_id_base(report: Report, now: datetime) -> str:
+    if report.scan.run_id:
+        return report.scan.run_id
+    start = utc(report.scan.start) or now
+    return start.strftime("%Y%m%dT%H%M%SZ")
+
+
+class HistoryStore:
+    """Every recorded run with its hosts, services and findings, in SQLite or PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        migrate(db)
+
+    @property
+    def location(self) -> str:
+        return self.db.location
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def record(self, report: Report, *, run_dir: str | None = None, source: str = "scan") -> str:
+        """Record a run and return its id; the same results recorded again return the first id."""
+        rows = rows_from_report(report)
+        fingerprint = _fingerprint(report, rows)
+        now = datetime.now(UTC)
+        scan = report.scan
+        counts = report.summary()
+        with self.db.transaction():
+            existing = self.db.query("SELECT id FROM runs WHERE fingerprint = ?", (fingerprint,))
+            if existing:
+                return str(existing[0][0])
+            base = _run_id_base(report, now)
+            taken = {
+                r[0]
+                for r in self.db.query(
+                    "SELECT id FROM runs WHERE id = ? OR id LIKE ?", (base, base + "-%")
+                )
+            }
+            run_id, n = base, 1
+            while run_id in taken:
+                n += 1
+                run_id = f"{base}-{n}"
+            seq = int(self.db.query("SELECT COALESCE(MAX(seq), 0) FROM runs")[0][0]) + 1
+            vdb = report.vulndb
+            up = [h for h in rows.hosts.values() if h.status == "up"]
+            self.db.insert_many(
+                "runs",
+                _RUN_COLS,
+                [
+                    (
+                        run_id, seq, _ts(scan.start), _ts(scan.end), _ts(now),
+                        json.dumps(list(scan.targets)), json.dumps(list(scan.excluded)),
+                        target_key(scan.targets), scan.profile, scan.ports,
+                        json.dumps(list(scan.nmap_commands)), scan.nmap_version,
+                        json.dumps(list(scan.incomplete_targets)),
+                        json.dumps(list(scan.warnings)), json.dumps(list(scan.xml_files)),
+                        scan.hosts_up, scan.hosts_down,
+                        vdb.path if vdb else None, vdb.cve_count if vdb else None,
+                        json.dumps([list(s) for s in vdb.sources]) if vdb else None,
+                        vdb.built_at if vdb else None, report.vulndb_note,
+                        run_dir, source, fingerprint, len(up), rows.open_findings(),
+                        json.dumps(counts),
+                    )
+                ],
+            )  # fmt: skip
+            self.db.insert_many(
+                "run_hosts",
+                _HOST_COLS,
+                (
+                    (run_id, h.address, json.dumps(list(h.hostnames)), h.status, h.open_ports)
+                    for h in rows.hosts.values()
+                ),
+            )
+            self.db.insert_many(
+                "run_services",
+                _SERVICE_COLS,
+                (
+                    (
+                        run_id, s.address, s.port, s.protocol, s.name, s.product, s.version,
+                        s.extrainfo, " ".join(s.cpes),
+                    )
+                    for s in rows.services.values()
+                ),
+            )  # fmt: skip
+            self.db.insert_many(
+                "run_findings",
+                _FINDING_COLS,
+                (
+                    (
+                        run_id, f.vuln_id, f.address, f.port, f.protocol, f.status,
+                        f.confidence, f.severity, f.cvss, int(f.kev), f.kev_date_added,
+                        f.suppression_source, f.suppression_reason, f.suppression_owner,
+                        f.suppression_expires,
+                    )
+                    for f in rows.findings.values()
+                ),
+            )  # fmt: skip
+        return run_id
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run and everything recorded with it."""
+        self.get_run(run_id)
+        with self.db.transaction():
+            for table in ("run_findings", "run_services", "run_hosts"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            self.db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # ------------------------------------------------------------------ reading
+
+    def _refs(
+        self, where: str = "", params: Sequence[Any] = (), limit: int | None = None
+    ) -> list[RunRef]:
+        sql = f"SELECT {', '.join(_REF_COLS)} FROM runs {where} "
+        sql += "ORDER BY COALESCE(started_at, recorded_at) DESC, seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_ref_from_row(r) for r in self.db.query(sql, params)]
+
+    def runs(self, limit: int | None = None) -> list[RunRef]:
+        """Recorded runs, newest first."""
+        return self._refs(limit=limit)
+
+    def get_run(self, run_id: str) -> RunRef:
+        """The run with this id; UsageError naming the store when there is none."""
+        refs = self._refs("WHERE id = ?", (run_id,))
+        if not refs:
+            raise UsageError(
+                f"no run {run_id!r} in history {self.location}: `flan history` lists the runs"
+            )
+        return refs[0]
+
+    def previous_run(self, report_or_targets: Report | Sequence[str]) -> RunRef | None:
+        """The latest run of the same targets recorded before this report (or, for a target
+        list, the latest run of those targets)."""
+        if isinstance(report_or_targets, Report):
+            report = report_or_targets
+            params: list[Any] = [target_key(report.scan.targets)]
+            where = "WHERE target_key = ? AND fingerprint <> ?"
+            params.append(_fingerprint(report, rows_from_report(report)))
+            if report.scan.start is not None:
+                where += " AND started_at < ?"
+                params.append(_ts(report.scan.start))
+            refs = self._refs(where, params, limit=1)
+        else:
+            refs = self._refs("WHERE target_key = ?", (target_key(report_or_targets),), limit=1)
+        return refs[0] if refs else None
+
+    def load_rows(self, run_id: str) -> RunRows:
+        """A recorded run flattened for the diff."""
+        ref = self.get_run(run_id)
+        rows = RunRows(
+            run_id=ref.id,
+            started=ref.started,
+            scope=RunScope(
+                targets=ref.targets,
+                excluded=ref.excluded,
+                ports=ref.ports,
+                incomplete_targets=ref.incomplete_targets,
+                nmap_commands=ref.nmap_commands,
+            ),
+        )
+        for addr, names, status, open_ports in self.db.query(
+            "SELECT address, hostnames, status, open_ports FROM run_hosts WHERE run_id = ?",
+            (run_id,),
+        ):
+            rows.hosts[addr] = HostRow(addr, tuple(json.loads(names)), status, int(open_ports))
+        for r in self.db.query(
+            f"SELECT {', '.join(_SERVICE_COLS[1:])} FROM run_services WHERE run_id = ?", (run_id,)
+        ):
+            svc = ServiceRow(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()))
+            rows.services[svc.key] = svc
+        for r in self.db.query(
+            f"SELECT {', '.join(_FINDING_COLS[1:])} FROM run_findings WHERE run_id = ?", (run_id,)
+        ):
+            f = FindingRow(
+                r[0], r[1], int(r[2]), r[3], r[4], r[5], int(r[6]),
+                float(r[7]) if r[7] is not None else None, bool(r[8]), *r[9:],
+            )  # fmt: skip
+            rows.findings[f.key] = f
+        return rows
+
+
+def _ref_from_row(r: Sequence[Any]) -> RunRef:
+    started = _parse_ts(r[1])
+    recorded = _parse_ts(r[3])
+    assert recorded is not None
+    return RunRef(
+        id=r[0],
+        started=started,
+        ended=_parse_ts(r[2]),
+        recorded=recorded,
+        targets=tuple(json.loads(r[4])),
+        excluded=tuple(json.loads(r[5])),
+        profile=r[6],
+        ports=r[7],
+        host_count=int(r[8]),
+        open_findings=int(r[9]),
+        severity_counts=dict(json.loads(r[10])),
+        run_dir=r[11],
+        source=r[12],
+        incomplete_targets=tuple(json.loads(r[13])),
+        nmap_commands=tuple(json.loads(r[14])),
+    )
+
+
+def open_history(url_or_path: str | Path, *, create: bool = True) -> HistoryStore:
+    """Open (and create or migrate) the history at a file path or a `postgresql://` URL."""
+    text = str(url_or_path)
+    if not create and not is_postgres_url(text):
+        path = Path(text[len("sqlite://") :] if text.startswith("sqlite:///") else text)
+        if not path.exists():
+            raise UsageError(
+                f"no history at {path}: run `flan scan` first, or pass --history with the "
+                "file or postgresql:// URL of an existing history"
+            )
+    return HistoryStore(connect(text))
+
+
+def diff_runs(store: HistoryStore, old_id: str, new_id: str) -> ChangeSummary:
+    """What changed from recorded run `old_id` to recorded run `new_id`."""
+    return diff_rows(store.load_rows(old_id), store.load_rows(new_id))
+
+
+def run_open_severities(ref: RunRef) -> str:
+    """ "2 critical, 5 high" style summary of a run's open findings."""
+    parts = [
+        f"{ref.severity_counts.get(s.label, 0)} {s.label}"
+        for s in sorted(Severity, reverse=True)
+        if ref.severity_counts.get(s.label, 0)
+    ]
+    return ", ".join(parts) or "none"
