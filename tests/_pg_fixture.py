@@ -60,7 +60,7 @@ def pg_server() -> Iterator[PgServer]:
     bin_dir = _pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql")
-    probe, why = _as_user(["true"])
+    _probe, why = _as_user(["true"])
     if why:
         pytest.skip(why)
     base = Path(tempfile.mkdtemp(prefix="flan-pg-"))

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests._pg_fixture are used as arguments
 """The history store against both backends: a SQLite file and a real PostgreSQL server."""
 
 from __future__ import annotations
