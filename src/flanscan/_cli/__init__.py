@@ -23,6 +23,7 @@ Exit codes:
 # and one command's optional dependencies never break another.
 COMMANDS: dict[str, str] = {
     # "scan": "flanscan._cli.scan:scan",  -- each command module adds its own line here
+    "db": "flanscan._cli.db:db",
 }
 
 

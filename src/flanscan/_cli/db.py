@@ -1,0 +1,223 @@
+"""`flan db`: build, update and inspect the offline vulnerability database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from flanscan._vulndb import STALE_DAYS, BuildResult, DbStatus, VulnDb, resolve_db_path
+from flanscan._vulndb import ProgressTask as _ProgressTask
+
+
+class RichProgress:
+    """The library's progress interface drawn as rich progress bars (silent when not a TTY)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+
+    def __enter__(self) -> RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def task(self, description: str, total: int | None = None) -> _ProgressTask:
+        return _RichTask(self.bar, self.bar.add_task(description, total=total))
+
+    def note(self, message: str) -> None:
+        if self.console.is_terminal:
+            self.console.print(message, markup=False, highlight=False)
+
+
+class _RichTask:
+    def __init__(self, bar: Progress, task_id: TaskID) -> None:
+        self.bar, self.task_id = bar, task_id
+
+    def advance(self, amount: int) -> None:
+        self.bar.advance(self.task_id, amount)
+
+    def set_total(self, total: int | None) -> None:
+        self.bar.update(self.task_id, total=total)
+
+    def finish(self) -> None:
+        self.bar.remove_task(self.task_id)
+
+
+def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Database file (default: $FLAN_DB, else vulndb.sqlite3 in the user cache dir).",
+    )(func)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _report_build(result: BuildResult, action: str) -> None:
+    if not result.changed:
+        click.echo(f"{result.path}: already up to date")
+        return
+    for source, name in result.files:
+        click.echo(f"  {source:<6} {name}")
+    if result.skipped:
+        click.echo(f"  skipped {len(result.skipped)} file(s) no source recognises", err=True)
+    with VulnDb.open(result.path) as db:
+        status = db.status()
+    click.echo(
+        f"{action} {result.path}: {status.cve_count} CVEs ({_human_size(status.size_bytes)})"
+    )
+
+
+@click.group()
+def db() -> None:
+    """Build, update and inspect the offline vulnerability database.
+
+    \b
+    The database is one SQLite file built from the NVD CVE 2.0 feeds, the CISA Known
+    Exploited Vulnerabilities catalogue and FIRST EPSS scores. Scans and reports only read it.
+    """
+
+
+@db.command()
+@db_option
+@click.option("--nvd-url", help="Base URL of the NVD 2.0 feeds (env FLAN_NVD_URL).")
+@click.option("--kev-url", help="URL of the KEV catalogue JSON (env FLAN_KEV_URL).")
+@click.option("--epss-url", help="URL of the EPSS scores CSV (env FLAN_EPSS_URL).")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout (s).")
+def update(
+    db_path: Path | None,
+    nvd_url: str | None,
+    kev_url: str | None,
+    epss_url: str | None,
+    timeout: float,
+) -> None:
+    """Download what changed in the feeds and swap in an updated database.
+
+    Unchanged NVD feeds are skipped (their .meta sha256), the `modified` feed is used when the
+    yearly feeds are recent, interrupted downloads resume, and a failure leaves the previous
+    database in use.
+    """
+    from flanscan._vulndb import update_db
+
+    path = resolve_db_path(db_path)
+    urls = {k: v for k, v in (("nvd", nvd_url), ("kev", kev_url), ("epss", epss_url)) if v}
+    with RichProgress(Console(stderr=True)) as progress:
+        result = update_db(path, urls=urls, progress=progress, timeout=timeout)
+    _report_build(result, "updated")
+
+
+@db.command(name="import")
+@db_option
+@click.option("--fresh", is_flag=True, help="Start from an empty database instead of adding.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def import_(db_path: Path | None, fresh: bool, paths: tuple[Path, ...]) -> None:
+    """Build or extend the database from files copied by hand (air-gapped networks).
+
+    PATHS are NVD CVE 2.0 feed files (.json or .json.gz), directories of them, single CVE 2.0
+    JSON records, the CISA KEV JSON, or an EPSS CSV (.csv or .csv.gz); detected by content.
+    """
+    from flanscan._vulndb import import_paths
+
+    path = resolve_db_path(db_path)
+    with RichProgress(Console(stderr=True)) as progress:
+        result = import_paths(path, list(paths), fresh=fresh, progress=progress)
+    _report_build(result, "imported into")
+
+
+def status_dict(status: DbStatus) -> dict[str, Any]:
+    return {
+        "path": str(status.path),
+        "size_bytes": status.size_bytes,
+        "cve_count": status.cve_count,
+        "without_configurations": status.without_configurations,
+        "rejected": status.rejected_count,
+        "products": status.products,
+        "kev_count": status.kev_count,
+        "epss_count": status.epss_count,
+        "built_at": status.built_at,
+        "age_days": round(status.age_days, 2) if status.age_days is not None else None,
+        "stale": status.stale,
+        "schema_version": status.schema_version,
+        "sources": [
+            {
+                "name": s.name,
+                "title": s.title,
+                "data_date": s.data_date,
+                "imported_at": s.imported_at,
+                "detail": s.detail,
+            }
+            for s in status.sources
+        ],
+    }
+
+
+@db.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(db_path: Path | None, as_json: bool) -> None:
+    """Show what the database holds: CVE count, sources and their dates, size, age."""
+    path = resolve_db_path(db_path)
+    with VulnDb.open(path) as vdb:
+        st = vdb.status()
+    if as_json:
+        click.echo(json.dumps(status_dict(st), indent=2))
+    else:
+        click.echo(f"Database:  {st.path} ({_human_size(st.size_bytes)})")
+        click.echo(
+            f"CVEs:      {st.cve_count} ({st.without_configurations} awaiting NVD analysis: "
+            f"stored, never matched; {st.rejected_count} rejected kept out)"
+        )
+        click.echo(f"Products:  {st.products} vendor:product pairs indexed")
+        click.echo(f"KEV:       {st.kev_count} entries    EPSS: {st.epss_count} scores")
+        click.echo("Sources:")
+        for s in st.sources:
+            detail = f" ({s.detail})" if s.detail else ""
+            click.echo(
+                f"  {s.name:<7} {s.title:<38} data {s.data_date or '-'}{detail}, "
+                f"imported {s.imported_at}"
+            )
+        if not st.sources:
+            click.echo("  (none)")
+        age = f"{st.age_days:.1f} days" if st.age_days is not None else "unknown"
+        click.echo(f"Built:     {st.built_at or '-'} (data age {age})")
+    if st.stale:
+        click.echo(
+            f"flan: warning: the vulnerability data is older than {STALE_DAYS} days "
+            f"({'unknown age' if st.age_days is None else f'{st.age_days:.0f} days'}): run "
+            "`flan db update`, or import newer feeds with `flan db import`",
+            err=True,
+        )
+    sys.stdout.flush()

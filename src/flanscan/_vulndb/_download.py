@@ -1,0 +1,126 @@
+"""Resumable HTTP downloads with sha256 checks (httpx)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import httpx
+
+from flanscan import __version__
+from flanscan._errors import VulnDbError
+from flanscan._vulndb._files import READ_ERRORS, feed_error
+from flanscan._vulndb._progress import Progress
+from flanscan._vulndb.sources import RemoteFile
+
+USER_AGENT = f"flanscan/{__version__} (+vulnerability database update)"
+RESUME_HINT = "the previous database is still in use; run `flan db update` again to resume"
+
+
+def make_client(timeout: float = 60.0) -> httpx.Client:
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 20.0)),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+class HttpFetcher:
+    """`Fetcher` over an httpx client: small text files such as NVD `.meta`."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def get_text(self, url: str) -> str:
+        try:
+            response = self.client.get(url)
+        except httpx.HTTPError as exc:
+            raise VulnDbError(f"{url}: download failed ({exc}); {RESUME_HINT}") from exc
+        if response.status_code != 200:
+            raise VulnDbError(f"{url}: HTTP {response.status_code}; {RESUME_HINT}")
+        return response.text
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 of the decompressed content of a gzip file (what NVD `.meta` files give)."""
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except READ_ERRORS as exc:
+        raise feed_error(path, exc, RESUME_HINT) from exc
+    return digest.hexdigest()
+
+
+def sha256_matches(path: Path, expected: str) -> bool:
+    """Whether `path` has the `.meta` sha256 (of the JSON; the .gz file's own hash accepted)."""
+    if file_sha256(path) == expected:
+        return True
+    return path.name.endswith(".gz") and content_sha256(path) == expected
+
+
+def verify_download(path: Path, expected: str, url: str) -> None:
+    """Check a download against its `.meta`; a bad file is deleted so it is never resumed."""
+    if sha256_matches(path, expected):
+        return
+    path.unlink(missing_ok=True)
+    raise VulnDbError(
+        f"{path.name}: sha256 does not match the one in its .meta ({url}); the file was "
+        f"discarded; {RESUME_HINT}"
+    )
+
+
+def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress: Progress) -> Path:
+    """Download `remote` into `dest_dir`, resuming a partial `.part` file with an HTTP Range."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / remote.name
+    if dest.is_file() and remote.sha256 is not None:
+        try:
+            if sha256_matches(dest, remote.sha256):
+                return dest  # already fetched by an earlier, interrupted update
+        except VulnDbError:
+            pass
+        dest.unlink()
+    part = dest_dir / (remote.name + ".part")
+    for attempt in range(2):
+        offset = part.stat().st_size if part.is_file() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with client.stream("GET", remote.url, headers=headers) as response:
+                if response.status_code == 416 and attempt == 0:
+                    part.unlink(missing_ok=True)  # stale partial file: start over
+                    continue
+                if response.status_code not in (200, 206):
+                    raise VulnDbError(f"{remote.url}: HTTP {response.status_code}; {RESUME_HINT}")
+                if response.status_code == 200:
+                    offset = 0  # the server ignored the Range: take the whole file
+                length = response.headers.get("Content-Length")
+                total = offset + int(length) if length and length.isdigit() else remote.size
+                task = progress.task(f"Downloading {remote.name}", total=total)
+                task.advance(offset)
+                with part.open("ab" if offset else "wb") as out:
+                    for chunk in response.iter_bytes(1 << 16):
+                        out.write(chunk)
+                        task.advance(len(chunk))
+                task.finish()
+        except httpx.HTTPError as exc:
+            got = part.stat().st_size if part.is_file() else 0
+            raise VulnDbError(
+                f"{remote.name}: download from {remote.url} cut after {got} bytes ({exc}); "
+                f"{RESUME_HINT}"
+            ) from exc
+        break
+    part.replace(dest)
+    if remote.sha256 is not None:
+        verify_download(dest, remote.sha256, remote.url)
+    return dest

@@ -1,0 +1,121 @@
+"""Opening feed files whatever their compression, and sniffing what they contain."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import lzma
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+import ijson
+
+from flanscan._errors import VulnDbError
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+PROBE_BYTES = 64 * 1024
+PROBE_EVENTS = 400
+
+# Exceptions that mean "this file is damaged" while reading or decompressing a feed.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes gzip.BadGzipFile
+    EOFError,  # gzip stream cut short
+    zlib.error,
+    lzma.LZMAError,
+    ijson.JSONError,  # includes IncompleteJSONError (truncated JSON)
+    UnicodeDecodeError,
+    ValueError,
+)
+
+
+@contextmanager
+def open_feed(path: Path) -> Iterator[IO[bytes]]:
+    """Open a file for reading, transparently decompressing gzip or xz (detected by content)."""
+    with path.open("rb") as raw:
+        magic = raw.read(6)
+        raw.seek(0)
+        decompressor: gzip.GzipFile | lzma.LZMAFile
+        if magic.startswith(_GZIP_MAGIC):
+            decompressor = gzip.GzipFile(fileobj=raw, mode="rb")
+        elif magic.startswith(_XZ_MAGIC):
+            decompressor = lzma.LZMAFile(raw, mode="rb")
+        else:
+            yield raw
+            return
+        try:
+            # A big buffer in front of the decompressor: ijson reads in small chunks.
+            yield cast(IO[bytes], io.BufferedReader(decompressor, buffer_size=1 << 20))
+        finally:
+            decompressor.close()
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short phrase for a read/parse failure, for messages that name the file."""
+    if isinstance(exc, gzip.BadGzipFile | zlib.error):
+        return f"corrupt gzip data ({exc})"
+    if isinstance(exc, EOFError):
+        return "file is cut short (compressed stream ended early)"
+    if isinstance(exc, ijson.IncompleteJSONError):
+        return f"truncated or invalid JSON ({exc})"
+    if isinstance(exc, ijson.JSONError):
+        return f"invalid JSON ({exc})"
+    return str(exc) or type(exc).__name__
+
+
+def feed_error(path: Path, exc: BaseException, hint: str = "") -> VulnDbError:
+    """A VulnDbError naming the file that failed and why."""
+    tail = f"; {hint}" if hint else ""
+    return VulnDbError(f"{path}: {describe_error(exc)}{tail}")
+
+
+@dataclass(frozen=True)
+class ContentProbe:
+    """The head of a file, decoded both as text and as the first JSON parse events.
+
+    Sources decide from it whether a file is theirs (`Source.sniff`), so detection works on
+    content, never on file names.
+    """
+
+    path: Path
+    text_head: str
+    json_events: tuple[tuple[str, str, Any], ...]  # (prefix, event, value) from ijson.parse
+
+    @property
+    def is_json(self) -> bool:
+        return bool(self.json_events)
+
+    def keys_at(self, prefix: str) -> list[str]:
+        """Map keys seen (in the probed head) directly under `prefix` ('' is the top level)."""
+        return [str(v) for p, e, v in self.json_events if p == prefix and e == "map_key"]
+
+    def value_at(self, prefix: str) -> Any:
+        """The first scalar value seen at `prefix`, or None."""
+        for p, e, v in self.json_events:
+            if p == prefix and e not in ("map_key", "start_map", "end_map", "start_array"):
+                return v
+        return None
+
+
+def probe_file(path: Path) -> ContentProbe:
+    """Read the head of `path` (decompressed) for content detection."""
+    try:
+        with open_feed(path) as stream:
+            head = stream.read(PROBE_BYTES)
+    except READ_ERRORS as exc:
+        raise feed_error(path, exc) from exc
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    events: list[tuple[str, str, Any]] = []
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            for event in ijson.parse(io.BytesIO(head), use_float=True):
+                events.append(event)
+                if len(events) >= PROBE_EVENTS:
+                    break
+        except ijson.JSONError:
+            pass  # the head cuts the document; the events so far are what we need
+    return ContentProbe(path=path, text_head=text, json_events=tuple(events))

@@ -1,0 +1,260 @@
+"""Reading the vulnerability database: the `VulnLookup` the matcher uses, and its status."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from flanscan._errors import VulnDbError
+from flanscan._lookup import CveConfigurations
+from flanscan._model import CvssScore, KevEntry, VulnDbSummary, Vulnerability
+from flanscan._vulndb._schema import SCHEMA_VERSION, schema_version
+from flanscan._vulndb.sources import REGISTRY, load_source
+from flanscan._vulndb.sources.nvd import normalize_name, unpack_json
+
+STALE_DAYS = 7
+NVD_URL = "https://nvd.nist.gov/vuln/detail/"
+_CANDIDATE_CACHE = 4096
+_IN_CHUNK = 500
+
+BUILD_HINT = "build it with `flan db update` (online) or `flan db import FILES` (offline)"
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    title: str
+    data_date: str | None
+    imported_at: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class DbStatus:
+    """Everything `flan db status` prints."""
+
+    path: Path
+    size_bytes: int
+    cve_count: int
+    without_configurations: int  # awaiting NVD analysis: stored, never matched
+    rejected_count: int
+    products: int  # distinct vendor:product pairs in the index
+    kev_count: int
+    epss_count: int
+    sources: tuple[SourceStatus, ...]
+    built_at: str | None
+    age_days: float | None  # age of the NVD data (or of the build when no NVD data)
+    schema_version: int
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days is None or self.age_days > STALE_DAYS
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _ransomware(value: str | None) -> bool | None:
+    # CISA writes "Known" or "Unknown" (= not known to be used in ransomware campaigns).
+    if value is None:
+        return None
+    return value.strip().lower() == "known"
+
+
+class VulnDb:
+    """A read-only vulnerability database; implements `flanscan._lookup.VulnLookup`.
+
+    Returned configurations are shared between calls (cached): callers must not modify them.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._candidates: dict[tuple[str, str], tuple[CveConfigurations, ...]] = {}
+        self._vulns: dict[str, Vulnerability] = {}
+
+    @classmethod
+    def open(cls, path: str | Path) -> VulnDb:
+        """Open the database at `path` read-only; VulnDbError if missing, foreign or outdated."""
+        path = Path(path)
+        if not path.is_file():
+            raise VulnDbError(f"vulnerability database {path} does not exist: {BUILD_HINT}")
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            version = schema_version(conn)
+        except sqlite3.Error as exc:
+            raise VulnDbError(f"{path}: cannot read the vulnerability database ({exc})") from exc
+        if version != SCHEMA_VERSION:
+            conn.close()
+            what = (
+                "is not a Flan Scan vulnerability database"
+                if version is None
+                else (f"has schema version {version}, this Flan Scan reads {SCHEMA_VERSION}")
+            )
+            raise VulnDbError(f"{path} {what}: re{BUILD_HINT.removeprefix('build it')}")
+        return cls(conn, path)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The read-only connection, for sources' own tables (e.g. a distribution tracker)."""
+        return self._conn
+
+    def has_table(self, name: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> VulnDb:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ VulnLookup
+
+    def candidates(self, vendor: str, product: str) -> Sequence[CveConfigurations]:
+        """CVEs whose NVD configurations name `vendor:product` in any cpeMatch.
+
+        Names are compared as the index stores them: lower case, CPE backslash escapes removed.
+        CVEs without configurations (awaiting analysis) are never returned.
+        """
+        key = (normalize_name(vendor), normalize_name(product))
+        hit = self._candidates.get(key)
+        if hit is not None:
+            return hit
+        rows = self._conn.execute(
+            "SELECT c.id, c.configurations FROM cve_product p JOIN cve c ON c.id = p.cve_id"
+            " WHERE p.vendor = ? AND p.product = ? AND c.configurations IS NOT NULL"
+            " ORDER BY c.id",
+            key,
+        ).fetchall()
+        result = tuple(CveConfigurations(cid, unpack_json(blob)) for cid, blob in rows)
+        if len(self._candidates) >= _CANDIDATE_CACHE:
+            self._candidates.clear()
+        self._candidates[key] = result
+        return result
+
+    def vulnerabilities(self, cve_ids: Iterable[str]) -> dict[str, Vulnerability]:
+        """Scores, summary, CWE, KEV and EPSS for the given CVE ids that exist."""
+        wanted = {c.strip().upper() for c in cve_ids}
+        out = {c: self._vulns[c] for c in wanted if c in self._vulns}
+        missing = sorted(wanted - out.keys())
+        for start in range(0, len(missing), _IN_CHUNK):
+            chunk = missing[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(
+                "SELECT c.id, c.summary, c.published, c.cvss_score, c.cvss_version,"
+                " c.cvss_vector, c.cvss_source, c.cwes, k.date_added, k.known_ransomware_use,"
+                " k.due_date, k.vulnerability_name, k.required_action, e.score, e.percentile"
+                " FROM cve c LEFT JOIN kev k ON k.cve_id = c.id"
+                " LEFT JOIN epss e ON e.cve_id = c.id"
+                f" WHERE c.id IN ({marks})",
+                chunk,
+            ):
+                vuln = _vulnerability(row)
+                self._vulns[vuln.id] = out[vuln.id] = vuln
+        return out
+
+    # ------------------------------------------------------------------ status
+
+    def summary(self) -> VulnDbSummary:
+        """What a report says about the data it was built with."""
+        status = self.status()
+        return VulnDbSummary(
+            path=str(self.path),
+            cve_count=status.cve_count,
+            sources=tuple((s.name, s.data_date or s.imported_at) for s in status.sources),
+            built_at=status.built_at,
+        )
+
+    def status(self) -> DbStatus:
+        """Counts, sources with their dates, size and age."""
+        conn = self._conn
+
+        def count(sql: str) -> int:
+            return int(conn.execute(sql).fetchone()[0])
+
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        sources = []
+        for name, data_date, imported_at, detail in conn.execute(
+            "SELECT name, data_date, imported_at, detail FROM sources"
+        ):
+            title = load_source(name).title if name in REGISTRY else name
+            sources.append(SourceStatus(name, title, data_date, imported_at, detail))
+        order = list(REGISTRY)
+        sources.sort(key=lambda s: (order.index(s.name) if s.name in order else 99, s.name))
+        nvd = next((s for s in sources if s.name == "nvd"), None)
+        reference = _parse_time(nvd.data_date if nvd else None) or _parse_time(meta.get("built_at"))
+        age = (datetime.now(UTC) - reference).total_seconds() / 86400 if reference else None
+        return DbStatus(
+            path=self.path,
+            size_bytes=self.path.stat().st_size,
+            cve_count=count("SELECT count(*) FROM cve"),
+            without_configurations=count("SELECT count(*) FROM cve WHERE configurations IS NULL"),
+            rejected_count=count("SELECT count(*) FROM cve_rejected"),
+            products=count(
+                "SELECT count(*) FROM (SELECT DISTINCT vendor, product FROM cve_product)"
+            ),
+            kev_count=count("SELECT count(*) FROM kev"),
+            epss_count=count("SELECT count(*) FROM epss"),
+            sources=tuple(sources),
+            built_at=meta.get("built_at"),
+            age_days=age,
+            schema_version=int(meta.get("schema_version", 0)),
+        )
+
+
+def _vulnerability(row: tuple[object, ...]) -> Vulnerability:
+    (cid, summary, published, score, version, vector, cvss_source, cwes,
+     kev_added, ransomware, due, kev_name, action, epss, percentile) = row  # fmt: skip
+    cvss = None
+    if score is not None:
+        cvss = CvssScore(
+            score=float(score),  # type: ignore[arg-type]
+            version=str(version),
+            vector=vector if isinstance(vector, str) else None,
+            source=cvss_source if isinstance(cvss_source, str) else None,
+        )
+    kev = None
+    if kev_added is not None:
+        kev = KevEntry(
+            date_added=str(kev_added),
+            known_ransomware_use=_ransomware(ransomware if isinstance(ransomware, str) else None),
+            due_date=due if isinstance(due, str) else None,
+            vulnerability_name=kev_name if isinstance(kev_name, str) else None,
+            required_action=action if isinstance(action, str) else None,
+        )
+    cve_id = str(cid)
+    return Vulnerability(
+        id=cve_id,
+        summary=summary if isinstance(summary, str) else None,
+        published=published if isinstance(published, str) else None,
+        cvss=cvss,
+        cwes=tuple(str(cwes).split()) if cwes else (),
+        kev=kev,
+        epss=float(epss) if epss is not None else None,  # type: ignore[arg-type]
+        epss_percentile=float(percentile) if percentile is not None else None,  # type: ignore[arg-type]
+        url=NVD_URL + cve_id,
+        source="nvd",
+    )
