@@ -156,10 +156,11 @@ ServiceKey = tuple[str | None, str | None, str | None, tuple[str, ...]]
 
 
 def service_key(svc: ServiceObservation) -> ServiceKey:
-    """Identified ports group by product + version + CPEs; unidentified ones by Nmap's name."""
+    """Identified ports group by product + version + CPEs; unidentified ones by Nmap's name
+    (and the version Nmap sometimes gives without a product, e.g. rpcbind "2-4")."""
     if svc.product:
         return (None, svc.product, svc.version, svc.cpes)
-    return (svc.name or "unknown", None, None, ())
+    return (svc.name or "unknown", None, svc.version, ())
 
 
 @dataclass
@@ -226,7 +227,10 @@ def build_report(
             acc = services.get(key)
             if acc is None:
                 acc = services[key] = _ServiceAcc(
-                    name=svc.name, product=svc.product, version=svc.version, cpes=svc.cpes
+                    name=svc.name or "unknown",
+                    product=svc.product,
+                    version=svc.version,
+                    cpes=svc.cpes,
                 )
             location = Location(svc.address, svc.port, svc.protocol, host.hostnames)
             acc.locations.append(location)
@@ -306,14 +310,14 @@ def parse_nmap_args(args: str) -> NmapArgs:
         if value is None and word in _OPTIONS_WITH_VALUE:
             value = words[i + 1] if i + 1 < len(words) else ""
             i += 1
-        elif value is None and word.startswith("-p") and len(word) > 2 and word[2] != "-":
-            name, value = "-p", word[2:]  # -p22,80
+        elif value is None and word.startswith("-p") and len(word) > 2:
+            name, value = "-p", word[2:]  # -p22,80 or -p-
         i += 1
         if word == "--":
             continue
         if value is not None:
             if name == "-p":
-                ports = value
+                ports = "1-65535" if value == "-" else value
             elif name == "--top-ports":
                 ports = f"top-{value}"
             elif name == "--exclude":
