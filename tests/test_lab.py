@@ -1,0 +1,365 @@
+"""The test lab itself: namespaces, routes, real daemons, and what a real Nmap finds there."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from testlab import Lab, LabError, LabHost, _daemons, requirement_problems
+from testlab._lab import _listening, _netns_list, _pid_alive
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- version mapping (no lab needed) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dpkg", "upstream", "revision"),
+    [
+        ("1:9.2p1-2+deb12u7", "9.2p1", "2+deb12u7"),
+        ("5:7.0.15-1~deb12u10", "7.0.15", "1~deb12u10"),
+        ("3.0.3-13+b2", "3.0.3", "13+b2"),
+        ("1.0", "1.0", ""),
+        ("2:1.2-3-4", "1.2-3", "4"),
+    ],
+)
+def test_debian_version_parts(dpkg: str, upstream: str, revision: str) -> None:
+    assert _daemons.upstream_version(dpkg) == upstream
+    assert _daemons.debian_revision(dpkg) == revision
+
+
+def test_openssh_version_as_nmap_reports_it() -> None:
+    assert _daemons.openssh_nmap_version("1:9.2p1-2+deb12u7") == "9.2p1 Debian 2+deb12u7"
+
+
+def test_lab_name_is_checked() -> None:
+    with pytest.raises(ValueError, match="lab name"):
+        Lab("flan-lab")
+    with pytest.raises(ValueError, match="unknown lab hosts"):
+        Lab("flanx", hosts=["nope"])
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _dpkg_version(package: str) -> str:
+    return subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", package],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+_CONNECT = textwrap.dedent(
+    """
+    import json, socket, sys
+    out = {}
+    for addr, port in json.loads(sys.argv[1]):
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.settimeout(3)
+            out[f"{addr}|{port}"] = s.connect_ex((addr, port))
+    print(json.dumps(out))
+    """
+)
+
+
+def _connect_results(lab: Lab, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """errno of a TCP connect from the scanner namespace to each (address, port); 0 = open."""
+    r = lab.exec(
+        [sys.executable, "-c", _CONNECT, json.dumps(pairs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    raw = json.loads(r.stdout)
+    return {(k.split("|")[0], int(k.split("|")[1])): v for k, v in raw.items()}
+
+
+def _nmap_xml(lab: Lab, args: list[str]) -> ET.Element:
+    r = lab.exec(["nmap", "-oX", "-", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return ET.fromstring(r.stdout)
+
+
+def _open_ports(root: ET.Element) -> dict[tuple[str, int], ET.Element | None]:
+    """(address, port) -> <service> element for every open TCP port in an Nmap XML document."""
+    found: dict[tuple[str, int], ET.Element | None] = {}
+    for host in root.iter("host"):
+        addr = next(a.get("addr") for a in host.iter("address") if a.get("addrtype") != "mac")
+        for port in host.iter("port"):
+            state = port.find("state")
+            if state is not None and state.get("state") == "open":
+                found[(str(addr), int(port.get("portid", "0")))] = port.find("service")
+    return found
+
+
+@pytest.fixture
+def requirements() -> None:
+    problems = requirement_problems()
+    if problems:
+        pytest.skip("test lab unavailable: " + "; ".join(problems))
+
+
+# --- the lab ----------------------------------------------------------------------------------
+
+
+def test_manifest_shape(lab: Lab) -> None:
+    names = [h.name for h in lab.hosts]
+    assert len(names) == len(set(names))
+    daemons = [s.daemon for h in lab.hosts for s in h.services]
+    for needed in ("sshd", "nginx", "apache2", "postgres", "redis", "vsftpd", "memcached"):
+        assert needed in daemons
+    assert daemons.count("sshd") >= 2, "one service must run on two hosts"
+    assert any(not h.services for h in lab.hosts), "one host must have nothing open"
+    assert any(h.ipv6 for h in lab.hosts), "one host must have an IPv6 address"
+    assert lab.targets == [h.ipv4 for h in lab.hosts]
+    for h in lab.hosts:
+        assert ipaddress.ip_address(h.ipv4) in ipaddress.ip_network("198.18.0.0/24")
+        if h.ipv6:
+            assert ipaddress.ip_address(h.ipv6) in ipaddress.ip_network("fd00:f1a5::/64")
+        for s in h.services:
+            assert s.debian_package is not None
+            assert s.package_version == _dpkg_version(s.debian_package)
+            assert s.upstream_version and s.upstream_version in s.package_version
+
+
+def test_namespaces_and_loopback(lab: Lab) -> None:
+    present = set(_netns_list())
+    assert lab.scanner_namespace in present
+    for h in lab.hosts:
+        assert h.namespace in present
+        r = subprocess.run(
+            ["ip", "-n", h.namespace, "-br", "addr"], capture_output=True, text=True, check=True
+        )
+        lines = {line.split()[0].split("@")[0]: line.split() for line in r.stdout.splitlines()}
+        assert lines["lo"][1] in ("UNKNOWN", "UP")
+        assert lines["eth0"][1] == "UP"
+        assert f"{h.ipv4}/24" in lines["eth0"]
+        if h.ipv6:
+            assert f"{h.ipv6}/64" in lines["eth0"]
+
+
+def test_scanner_namespace_has_only_lab_routes(lab: Lab) -> None:
+    allowed = {
+        "-4": {ipaddress.ip_network("198.18.0.0/24")},
+        "-6": {ipaddress.ip_network("fd00:f1a5::/64"), ipaddress.ip_network("fe80::/64")},
+    }
+    for family, nets in allowed.items():
+        r = lab.exec(
+            ["ip", family, "route", "show", "table", "all"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for line in r.stdout.splitlines():
+            dest = line.split()[0]
+            if dest in ("local", "broadcast", "multicast", "anycast"):
+                dest = line.split()[1]
+                if dest == "ff00::/8" or ipaddress.ip_network(dest, strict=False).is_loopback:
+                    continue
+                net = ipaddress.ip_network(dest, strict=False)
+                assert any(net.subnet_of(n) for n in nets if n.version == net.version), line
+                continue
+            assert dest != "default", f"scanner namespace has a default route: {line}"
+            net = ipaddress.ip_network(dest, strict=False)
+            assert net in nets, f"route beyond the lab in the scanner namespace: {line}"
+    r = lab.exec(["ip", "route", "show", "default"], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == ""
+
+
+def test_hosts_have_only_the_lab_route(lab: Lab) -> None:
+    for h in lab.hosts:
+        r = subprocess.run(
+            ["ip", "-n", h.namespace, "-4", "route"], capture_output=True, text=True, check=True
+        )
+        assert [line.split()[0] for line in r.stdout.splitlines()] == ["198.18.0.0/24"]
+
+
+def test_every_service_reachable_from_scanner(lab: Lab) -> None:
+    pairs = [(loc.address, loc.service.port) for loc in lab.service_locations()]
+    pairs += [(loc.address, loc.service.port) for loc in lab.service_locations(ipv6=True)]
+    assert len(pairs) >= 9
+    results = _connect_results(lab, pairs)
+    assert {p: r for p, r in results.items() if r != 0} == {}
+
+
+def test_empty_host_answers_ping_and_has_nothing_open(lab: Lab) -> None:
+    empty = next(h for h in lab.hosts if not h.services)
+    root = _nmap_xml(lab, ["-sn", "-PE", "--disable-arp-ping", empty.ipv4])
+    status = root.find("host/status")
+    assert status is not None
+    assert (status.get("state"), status.get("reason")) == ("up", "echo-reply")
+    assert _listening(empty.namespace) == set()
+    root = _nmap_xml(lab, ["-sS", "-p-", "-T4", "--min-rate", "20000", "-n", empty.ipv4])
+    assert _open_ports(root) == {}
+    assert root.find("host/status").get("state") == "up"  # type: ignore[union-attr]
+
+
+def _assert_nmap_found(lab: Lab, root: ET.Element, *, ipv6: bool) -> None:
+    found = _open_ports(root)
+    for loc in lab.service_locations(ipv6=ipv6):
+        key = (loc.address, loc.service.port)
+        assert key in found, f"nmap did not find {loc.service.daemon} at {key}"
+        svc = found[key]
+        assert svc is not None
+        s = loc.service
+        assert svc.get("name") == s.nmap_service, key
+        assert svc.get("product") == s.nmap_product, key
+        if s.nmap_version is not None:
+            assert svc.get("version") == s.nmap_version, key
+        cpes = [c.text for c in svc.iter("cpe")]
+        assert s.nmap_cpe in cpes, (key, cpes)
+
+
+def test_nmap_finds_every_manifest_service(lab: Lab) -> None:
+    ports = sorted({loc.service.port for loc in lab.service_locations()})
+    root = _nmap_xml(lab, ["-sS", "-sV", "-n", "-p", ",".join(map(str, ports)), *lab.targets])
+    _assert_nmap_found(lab, root, ipv6=False)
+    # Versions derived from the installed packages, e.g. OpenSSH "9.2p1 Debian 2+deb12u7".
+    ssh = lab.hosts[0].service("sshd")
+    upstream, revision = ssh.package_version.split(":")[-1].rsplit("-", 1)  # type: ignore[union-attr]
+    assert ssh.nmap_version == f"{upstream} Debian {revision}"
+
+
+def test_nmap_finds_ipv6_services(lab: Lab) -> None:
+    assert lab.targets6
+    ports = sorted({loc.service.port for loc in lab.service_locations(ipv6=True)})
+    root = _nmap_xml(
+        lab, ["-6", "-sS", "-sV", "-n", "-p", ",".join(map(str, ports)), *lab.targets6]
+    )
+    _assert_nmap_found(lab, root, ipv6=True)
+
+
+def test_stop_and_start_service(lab: Lab) -> None:
+    host = next(h for h in lab.hosts if any(s.daemon == "redis" for s in h.services))
+    port = host.service("redis").port
+    with lab.service_stopped(host.name, "redis"):
+        assert _connect_results(lab, [(host.ipv4, port)])[(host.ipv4, port)] != 0
+    assert _connect_results(lab, [(host.ipv4, port)])[(host.ipv4, port)] == 0
+
+
+def test_banner_host(lab: Lab) -> None:
+    banner = "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10\r\n"
+    host = lab.set_banner_host(banner=banner, port=2222)
+    try:
+        assert host.ipv4 not in lab.targets
+        root = _nmap_xml(lab, ["-sV", "-n", "-p", "2222", host.ipv4])
+        svc = _open_ports(root)[(host.ipv4, 2222)]
+        assert svc is not None
+        assert (svc.get("product"), svc.get("version")) == ("OpenSSH", "8.9p1 Ubuntu 3ubuntu0.10")
+        host = lab.set_banner_host(banner="220 (vsFTPd 2.3.4)\r\n", port=21)
+        root = _nmap_xml(lab, ["-sV", "-n", "-p", "21,2222", host.ipv4])
+        found = _open_ports(root)
+        assert (host.ipv4, 2222) not in found
+        svc = found[(host.ipv4, 21)]
+        assert svc is not None
+        assert (svc.get("product"), svc.get("version")) == ("vsftpd", "2.3.4")
+    finally:
+        lab.clear_banner_host()
+    assert _connect_results(lab, [(host.ipv4, 21)])[(host.ipv4, 21)] != 0
+
+
+def test_cli_status_and_exec(lab: Lab) -> None:
+    script = REPO / "scripts" / "lab"
+    r = subprocess.run([script, "--name", lab.name, "status"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for h in lab.hosts:
+        assert h.namespace in r.stdout
+    assert "NOT LISTENING" not in r.stdout
+    r = subprocess.run(
+        [script, "--name", lab.name, "exec", "--", "ip", "-br", "addr", "show", "br0"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "198.18.0.1/24" in r.stdout
+    r = subprocess.run(
+        [script, "--name", lab.name, "exec", "--user", "nobody", "--", "id", "-u"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.stdout.strip() == str(65534)
+
+
+# --- robustness (separate small labs, so the session lab is untouched) -----------------------
+
+_CRASH = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    sys.path.insert(0, sys.argv[1])
+    from testlab import Lab
+    lab = Lab("flancrash", hosts=["ssh1", "db", "empty"]).up()
+    pids = [int(p) for p in os.popen("ip netns pids flancrash-db").read().split()]
+    print(json.dumps(pids), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # a crash: no down(), no cleanup
+    """
+)
+
+
+@pytest.mark.lab
+def test_leftovers_of_a_crashed_run_are_cleaned(requirements: None) -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", _CRASH, str(REPO)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    old_pids = json.loads(r.stdout)
+    assert old_pids and all(_pid_alive(p) for p in old_pids), "the crash left no daemons"
+    assert "flancrash-db" in _netns_list()
+    lab = Lab("flancrash", hosts=["ssh1", "db", "empty"])
+    try:
+        lab.up()
+        assert not any(_pid_alive(p) for p in old_pids)
+        pairs = [(loc.address, loc.service.port) for loc in lab.service_locations()]
+        assert set(_connect_results(lab, pairs).values()) == {0}
+    finally:
+        lab.down()
+    assert not [ns for ns in _netns_list() if ns.startswith("flancrash-")]
+    assert not lab.state_dir.exists()
+    lab.down()  # idempotent
+
+
+@pytest.mark.lab
+def test_failing_daemon_is_named_with_its_log(
+    requirements: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = dataclasses.replace(
+        _daemons.REDIS,
+        prepare=lambda ctx: _daemons.Launch(
+            ["/usr/bin/redis-server", "--port", "not-a-port", "--logfile", ""]
+        ),
+    )
+    monkeypatch.setitem(_daemons.DAEMONS, "redis", broken)
+    lab = Lab("flanfail", hosts=["db"])
+    with pytest.raises(LabError) as err:
+        lab.up()
+    msg = str(err.value)
+    assert "redis on lab host db" in msg
+    assert str(lab.log_path("db", "redis")) in msg
+    assert not [ns for ns in _netns_list() if ns.startswith("flanfail-")]
+
+
+@pytest.mark.lab
+def test_context_manager_and_concurrent_names(requirements: None, lab: Lab) -> None:
+    # The session lab holds its name; an automatic second lab picks another one.
+    with Lab(hosts=["empty"]) as other:
+        assert other.name != lab.name
+        assert other.scanner_namespace in _netns_list()
+        assert isinstance(other.hosts[0], LabHost)
+        with pytest.raises(LabError, match="in use"):
+            Lab(other.name).up()
+    assert other.scanner_namespace not in _netns_list()
+    assert os.path.exists(f"/run/netns/{lab.scanner_namespace}")
