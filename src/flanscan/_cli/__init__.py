@@ -24,6 +24,7 @@ Exit codes:
 COMMANDS: dict[str, str] = {
     # "scan": "flanscan._cli.scan:scan",  -- each command module adds its own line here
     "db": "flanscan._cli.db:db",
+    "report": "flanscan._cli.report:report",
 }
 
 

@@ -1,0 +1,113 @@
+"""`flan report`: rebuild reports from saved XML (real samples), without scanning."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flanscan._cli import cli
+from flanscan._parse import NmapXmlFile
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    # Never touch the user's real database: point the default at a file that does not exist.
+    monkeypatch.setenv("FLAN_DB", str(tmp_path / "no-such-db.sqlite3"))
+    return CliRunner()
+
+
+def test_report_in_two_formats_prints_the_first_last(
+    runner: CliRunner, nmap_samples: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("flanscan._render._md")
+    out = tmp_path / "out"
+    xml = str(nmap_samples / "fullscan.xml")
+    result = runner.invoke(cli, ["report", xml, "-f", "json", "-f", "md", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines() == [str(out / "report.md"), str(out / "report.json")]
+    assert (out / "report.md").stat().st_size > 0
+
+
+def test_report_from_two_files(runner: CliRunner, nmap_samples: Path, tmp_path: Path) -> None:
+    files = [nmap_samples / "fullscan.xml", nmap_samples / "2_hosts_version.xml"]
+    out = tmp_path / "out"
+    result = runner.invoke(cli, ["report", *map(str, files), "-f", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out / "report.json")
+    assert "no vulnerability database" in result.stderr
+    data = json.loads((out / "report.json").read_text())
+    # Every open port of every host up in the two files is a location of some service.
+    expected = {
+        (h.address, s.port, s.protocol)
+        for f in files
+        for h in NmapXmlFile(f).hosts()
+        if h.status == "up"
+        for s in h.services
+    }
+    got = {
+        (loc["address"], loc["port"], loc["protocol"])
+        for svc in data["services"]
+        for loc in svc["locations"]
+    }
+    assert got == expected
+    texts = [f.read_text() for f in files]
+    commands = [re.search(r'<nmaprun [^>]*args="([^"]*)"', t).group(1) for t in texts]  # type: ignore[union-attr]
+    assert data["scan"]["nmap_commands"] == commands
+    products = {svc["product"] for svc in data["services"]} - {None}
+    assert products == {p for t in texts for p in re.findall(r'<service [^>]*product="([^"]*)"', t)}
+
+
+def test_report_from_a_run_directory_defaults_to_it(
+    runner: CliRunner, nmap_samples: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    (run / "xml").mkdir(parents=True)
+    text = (nmap_samples / "full_sudo6.xml").read_text()
+    (run / "xml" / "worker-0.xml").write_text(text)
+    (run / "xml" / "worker-1.xml").write_text(text[: len(text) // 3])  # interrupted worker
+    result = runner.invoke(cli, ["report", str(run), "-f", "json", "--no-db"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(run / "report.json")
+    assert "worker-1.xml" in result.stderr and "cut short" in result.stderr
+    data = json.loads((run / "report.json").read_text())
+    assert any("worker-1.xml" in w for w in data["scan"]["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{samples}/defused_et_local_includer.xml"], "DTD"),
+        (["{samples}/defused_et_included.xml"], "not Nmap XML"),
+        (["{tmp}/missing.xml"], "missing.xml"),
+        (["{samples}/fullscan.xml", "-f", "docx"], "docx"),
+        (["{samples}/fullscan.xml", "--no-db", "--db", "{tmp}/x.db"], "--no-db"),
+        (["{samples}/fullscan.xml", "--db", "{tmp}/x.db"], "x.db"),
+    ],
+)
+def test_report_errors_are_one_line_with_exit_2(
+    runner: CliRunner, nmap_samples: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    argv = [a.format(samples=nmap_samples, tmp=tmp_path) for a in args]
+    result = runner.invoke(cli, ["report", *argv, "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_command_is_listed() -> None:
+    result = CliRunner().invoke(cli, ["report", "--help"])
+    assert result.exit_code == 0
+    for option in (
+        "--format",
+        "--output",
+        "--db",
+        "--no-db",
+        "--suppressions",
+        "--show-product-only",
+    ):
+        assert option in result.output
