@@ -31,6 +31,8 @@ REGISTRY: dict[str, str] = {
     "nvd": "flanscan._vulndb.sources.nvd:SOURCE",
     "kev": "flanscan._vulndb.sources.kev:SOURCE",
     "epss": "flanscan._vulndb.sources.epss:SOURCE",
+    "debian": "flanscan._vulndb.sources.debian:SOURCE",
+    "ubuntu": "flanscan._vulndb.sources.ubuntu:SOURCE",
 }
 
 
