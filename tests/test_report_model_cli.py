@@ -111,3 +111,58 @@ def test_report_command_is_listed() -> None:
         "--show-product-only",
     ):
         assert option in result.output
+
+
+def test_report_with_the_sample_database_lists_findings_of_every_location(
+    runner: CliRunner, nmap_samples: Path, nvd_sample: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "vulndb.sqlite3"
+    imported = runner.invoke(
+        cli,
+        [
+            "db",
+            "import",
+            "--db",
+            str(db),
+            str(nvd_sample / "nvdcve-2.0-sample.json.gz"),
+            str(nvd_sample / "known_exploited_vulnerabilities.json"),
+        ],
+    )
+    assert imported.exit_code == 0, imported.output
+    out = tmp_path / "report.json"
+    xml = nmap_samples / "fullscan.xml"
+    result = runner.invoke(cli, ["report", str(xml), "--db", str(db), "-f", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    data = json.loads(out.read_text())
+    sample_ids = set(
+        re.findall(
+            r'"id"\s*:\s*"(CVE-\d+-\d+)"', (nvd_sample / "nvdcve-2.0-sample.json").read_text()
+        )
+    )
+    kev_ids = set(
+        re.findall(
+            r'"cveID"\s*:\s*"(CVE-\d+-\d+)"',
+            (nvd_sample / "known_exploited_vulnerabilities.json").read_text(),
+        )
+    )
+    vulnerable = [s for s in data["services"] if s["vulnerabilities"]]
+    assert vulnerable, "the sample database matches nothing in fullscan.xml"
+    # Vulnerable services come first; their findings come from the sample, KEV first, then CVSS.
+    assert data["services"][: len(vulnerable)] == vulnerable
+    open_statuses = ("confirmed", "unconfirmed-distribution-build")
+    for svc in vulnerable:
+        vulns = svc["vulnerabilities"]
+        assert {v["id"] for v in vulns} <= sample_ids
+        is_open = [v["status"] in open_statuses for v in vulns]
+        assert is_open == sorted(is_open, reverse=True)  # open findings before the others
+        opened = [v for v in vulns if v["status"] in open_statuses]
+        in_kev = [v["id"] in kev_ids for v in opened]
+        assert in_kev == sorted(in_kev, reverse=True)
+        for group in (True, False):
+            scores = [v["cvss"] or -1 for v in opened if (v["id"] in kev_ids) is group]
+            assert scores == sorted(scores, reverse=True)
+    assert {s["product"] for s in vulnerable} <= set(
+        re.findall(r'product="([^"]*)"', xml.read_text())
+    )
+    assert data["vulnerability_database"]["path"] == str(db)

@@ -225,9 +225,11 @@ class NmapXmlFile:
                 ) from None
             # Nmap was stopped mid-write: the hosts read so far are complete and kept.
             state.complete = False
+            line, column = exc.position
             state.warnings.append(
-                f"{source}: cut short at line {exc.position[0]} (interrupted scan?); "
-                f"only the {state.seen_up + state.seen_down} complete host(s) before it are used"
+                f"{source}: cut short or unreadable at line {line}, column {column} "
+                f"(interrupted scan?); only the {state.seen_up + state.seen_down} complete "
+                "host(s) before it are used"
             )
             log.warning(state.warnings[-1])
             return
