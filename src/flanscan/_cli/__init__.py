@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     # "scan": "flanscan._cli.scan:scan",  -- each command module adds its own line here
     "db": "flanscan._cli.db:db",
     "report": "flanscan._cli.report:report",
+    "history": "flanscan._cli.history:history",
+    "diff": "flanscan._cli.history:diff",
 }
 
 

@@ -100,8 +100,12 @@ def _status_change(old: FindingRow, new: FindingRow) -> list[tuple[str, str, str
     return changes
 
 
-def _service_signature(svc: ServiceRow) -> tuple[str | None, str | None, str | None]:
-    return (svc.name, svc.product, svc.version)
+def _service_changed(old: ServiceRow, new: ServiceRow) -> bool:
+    """A different product or version; when either run lacks version detection (no -sV),
+    only a different service name counts: "not detected" is not a change."""
+    if (old.product or old.version) and (new.product or new.version):
+        return (old.product, old.version) != (new.product, new.version)
+    return bool(old.name and new.name and old.name != new.name)
 
 
 def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> ChangeSummary:
@@ -209,7 +213,7 @@ def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> Ch
             )
     for key in sorted(old.services.keys() & new.services.keys(), key=_port_key):
         o_svc, n_svc = old.services[key], new.services[key]
-        if _service_signature(o_svc) != _service_signature(n_svc):
+        if _service_changed(o_svc, n_svc):
             items.append(
                 ChangeItem(
                     ChangeKind.VERSION_CHANGED,
@@ -253,9 +257,7 @@ def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> Ch
         loc = _loc(f.address, f.port, f.protocol)
         if port_key in closed_ports:
             why = " (port closed)"
-        elif _service_signature(old.services.get(port_key, _NO_SVC)) != _service_signature(
-            new.services[port_key]
-        ):
+        elif _service_changed(old.services.get(port_key, _NO_SVC), new.services[port_key]):
             why = f" (now {new.services[port_key].banner})"
         else:
             why = ""

@@ -220,6 +220,12 @@ class HistoryStore:
             )  # fmt: skip
         return run_id
 
+    def recorded_id(self, report: Report) -> str | None:
+        """The id under which these exact results were already recorded, if any."""
+        fingerprint = _fingerprint(report, rows_from_report(report))
+        found = self.db.query("SELECT id FROM runs WHERE fingerprint = ?", (fingerprint,))
+        return str(found[0][0]) if found else None
+
     def delete_run(self, run_id: str) -> None:
         """Forget a run and everything recorded with it."""
         self.get_run(run_id)
