@@ -205,7 +205,8 @@ def test_empty_file_is_no_rules(tmp_path: Path) -> None:
         ("- cve: CVE-2024-0001\n  reason: r\n  owner: ''\n", 3, "owner: expected a non-empty"),
         ("- reason: r\n  owner: o\n", 1, "rule matches nothing"),
         (
-            "- cve: CVE-2024-0001\n  reason: r\n  owner: o\n- port: 70000\n  reason: r\n  owner: o\n",
+            "- cve: CVE-2024-0001\n  reason: r\n  owner: o\n"
+            "- port: 70000\n  reason: r\n  owner: o\n",
             4,
             "not a port number",
         ),
