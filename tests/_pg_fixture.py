@@ -12,9 +12,11 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,14 +57,20 @@ class PgServer:
         return f"postgresql://flan@127.0.0.1:{self.port}/{dbname}"
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+class PgUnavailable(RuntimeError):
+    """PostgreSQL cannot be started here (binaries or the `postgres` user missing)."""
+
+
+@contextmanager
+def temporary_postgres() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (trust auth, user `flan`), removed on exit.
+    Also used by bench/bench_history.py."""
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql")
+        raise PgUnavailable("PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql")
     _probe, why = _as_user(["true"])
     if why:
-        pytest.skip(why)
+        raise PgUnavailable(why)
     base = Path(tempfile.mkdtemp(prefix="flan-pg-"))
     data = base / "data"
     if os.geteuid() == 0:
@@ -75,7 +83,7 @@ def pg_server() -> Iterator[PgServer]:
     res = subprocess.run(initdb, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"initdb failed: {res.stderr.strip()[-300:]}")
+        raise PgUnavailable(f"initdb failed: {res.stderr.strip()[-300:]}")
     opts = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -88,14 +96,24 @@ def pg_server() -> Iterator[PgServer]:
     if res.returncode != 0:
         log = (base / "log").read_text(errors="replace") if (base / "log").exists() else ""
         shutil.rmtree(base, ignore_errors=True)
-        pytest.fail(f"PostgreSQL did not start: {res.stderr.strip()} {log[-500:]}")
-    server = PgServer(bin_dir, data, port)
+        raise RuntimeError(f"PostgreSQL did not start: {res.stderr.strip()} {log[-500:]}")
     try:
-        yield server
+        yield PgServer(bin_dir, data, port)
     finally:
         stop, _ = _as_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
         subprocess.run(stop, capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for the whole session (skipped, with the reason, if unavailable)."""
+    try:
+        with temporary_postgres() as server:
+            yield server
+    except PgUnavailable as exc:
+        print(f"\nPostgreSQL tests skipped: {exc}", file=sys.__stderr__, flush=True)
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

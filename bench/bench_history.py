@@ -1,0 +1,109 @@
+"""Benchmark: record a run of 10,000 hosts with 50,000 findings into SQLite and PostgreSQL, and
+diff two such runs. Prints each time; the target is under 10 s each.
+
+    .venv/bin/python bench/bench_history.py                 # starts a throwaway PostgreSQL
+    .venv/bin/python bench/bench_history.py --postgres postgresql://flan@127.0.0.1:5432/flan
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+
+from flanscan._history import diff_reports, diff_runs, open_history  # noqa: E402
+from flanscan._history._synthetic import fleet_ports, make_report  # noqa: E402
+from flanscan._model import Report  # noqa: E402
+
+TARGET_S = 10.0
+
+
+def runs(hosts: int, findings: int) -> tuple[Report, Report]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    scope = ("198.18.0.0/15",)
+    old = make_report(fleet_ports(hosts, findings, seed=1), targets=scope, start=start)
+    new = make_report(
+        fleet_ports(hosts, findings, seed=2, changed=0.05),
+        targets=scope,
+        start=start + timedelta(days=7),
+    )
+    return old, new
+
+
+def timed(label: str, results: list[tuple[str, float]]) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def cm() -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - t0
+        results.append((label, elapsed))
+        flag = "ok" if elapsed < TARGET_S else f"SLOWER than {TARGET_S:.0f} s"
+        print(f"{label:<44} {elapsed:7.2f} s  {flag}", flush=True)
+
+    return cm()
+
+
+def bench_backend(
+    name: str, url: str, old: Report, new: Report, results: list[tuple[str, float]]
+) -> None:
+    with open_history(url) as store:
+        with timed(f"{name}: record run 1", results):
+            old_id = store.record(old)
+        with timed(f"{name}: record run 2", results):
+            new_id = store.record(new)
+        with timed(f"{name}: diff the two runs", results):
+            changes = diff_runs(store, old_id, new_id)
+    print(f"{'':<44} ({len(changes.items)} changes)")
+
+
+@contextlib.contextmanager
+def postgres(url: str | None) -> Iterator[str | None]:
+    if url:
+        yield url
+        return
+    from tests._pg_fixture import PgUnavailable, temporary_postgres
+
+    try:
+        with temporary_postgres() as server:
+            yield server.url()
+    except PgUnavailable as exc:
+        print(f"PostgreSQL skipped: {exc}")
+        yield None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--findings", type=int, default=50_000)
+    parser.add_argument("--postgres", help="use this server instead of a throwaway one")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    old, new = runs(args.hosts, args.findings)
+    n = sum(len(sf.locations) for s in old.services for sf in s.findings)
+    print(f"synthetic runs: {args.hosts} hosts, {n} findings each "
+          f"(built in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
+    results: list[tuple[str, float]] = []
+    with timed("in memory: diff_reports", results):
+        diff_reports(old, new)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_backend("SQLite", str(Path(tmp) / "history.sqlite3"), old, new, results)
+    with postgres(args.postgres) as url:
+        if url:
+            bench_backend("PostgreSQL", url, old, new, results)
+    slow = [label for label, s in results if s >= TARGET_S]
+    print("all under target" if not slow else f"over target: {', '.join(slow)}")
+    return 1 if slow else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
