@@ -300,3 +300,62 @@ def test_nmap_error_exit_is_incomplete(tmp_path: Path) -> None:
     info = NmapXmlFile(path).info
     assert info.complete is False and info.exit_status == "error" and info.error == "QUITTING!"
     assert "QUITTING!" in info.warnings[0]
+
+
+# --------------------------------------------------------------------------- odd characters
+
+# Port lines as Nmap 7.94 wrote them (nmap/nmap#2657): references to characters XML forbids.
+ODD_PORTS = (
+    '<port protocol="tcp" portid="445"><state state="open" reason="syn-ack" reason_ttl="62"/>'
+    '<service name="0M&#xec;&#x1;" product="Samba smbd" version="3.6.23-53.el6_10" '
+    'extrainfo="workgroup: LAB" method="probed" conf="10"><cpe>cpe:/a:samba:samba</cpe>'
+    "</service></port>"
+    '<port protocol="tcp" portid="446"><state state="open" reason="syn-ack" reason_ttl="122"/>'
+    '<service name="ife-biteP&#x1b;" product="banner&#27;\x07end" method="probed" conf="10"/>'
+    "</port>"
+)
+
+
+def _odd_scan() -> bytes:
+    hosts = []
+    for i in range(1, 4):
+        ports = ODD_PORTS if i == 2 else ""
+        hosts.append(
+            f'<host><status state="up"/><address addr="127.0.0.{i}" addrtype="ipv4"/>'
+            f"<ports>{ports}</ports></host>\n"
+        )
+    body = "".join(hosts) + '<runstats><finished time="2" exit="success"/></runstats>'
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + NMAPRUN.format(body=body)).encode()
+
+
+def test_forbidden_character_references_do_not_hide_later_hosts(tmp_path: Path) -> None:
+    path = tmp_path / "odd.xml"
+    path.write_bytes(_odd_scan())
+    reader = NmapXmlFile(path)
+    hosts = list(reader.hosts())
+    assert [h.address for h in hosts] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert reader.info.complete and reader.info.warnings == ()
+    first, second = hosts[1].services
+    assert first.name == "0M\u00ec\\x01" and first.product == "Samba smbd"
+    assert second.name == "ife-biteP\\x1b" and second.product == "banner\\x1b\\x07end"
+
+
+def test_sanitizer_handles_references_split_across_reads() -> None:
+    import io
+
+    from flanscan._parse import _SanitizedReader
+
+    data = _odd_scan()
+
+    class Trickle(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            return super().read(3)  # every reference is split somewhere
+
+    whole = _SanitizedReader(io.BytesIO(data)).read(-1)
+    trickle = _SanitizedReader(Trickle(data))
+    pieces = []
+    while chunk := trickle.read(16384):
+        pieces.append(chunk)
+    assert b"".join(pieces) == whole
+    assert b"&#x1;" not in whole and b"&#x1b;" not in whole and b"\x07" not in whole
+    assert b"&#xec;" in whole  # a valid reference is left alone

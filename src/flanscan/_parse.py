@@ -12,13 +12,15 @@ recognised). Closed, filtered and unanswered `open|filtered` ports are left out.
 
 from __future__ import annotations
 
+import codecs
 import logging
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser, iterparse
@@ -63,6 +65,57 @@ class _ForbiddenDoctype(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
+
+
+# Nmap writes some bytes of hostile banners as character references XML 1.0 forbids
+# (`&#x1b;`, nmap/nmap#2657); a raw control byte is no better. Either would stop a strict
+# parser there and hide every later host, so they become visible text (backslash x1b).
+_BAD_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_PARTIAL_REF = re.compile(r"&(?:#[xX]?[0-9a-fA-F]*)?$")
+
+
+def _valid_xml_char(code: int) -> bool:
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def _fix_char_ref(match: re.Match[str]) -> str:
+    code = int(match.group(1), 16) if match.group(1) is not None else int(match.group(2))
+    if _valid_xml_char(code):
+        return match.group(0)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{{{code:x}}}"
+
+
+class _SanitizedReader:
+    """A binary reader that decodes UTF-8 leniently and defuses characters XML forbids, so
+    that one odd banner cannot cut the rest of the file off."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""  # a character reference split across two reads
+        self.eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            chunk = self.raw.read(size if size and size > 0 else -1)
+            self.eof = not chunk
+            text = self.pending + self.decoder.decode(chunk, final=self.eof)
+            self.pending = ""
+            if not self.eof:
+                partial = _PARTIAL_REF.search(text[-16:])
+                if partial is not None:
+                    cut = len(text) - 16 + partial.start() if len(text) > 16 else partial.start()
+                    text, self.pending = text[:cut], text[cut:]
+            if text or self.eof:
+                text = _BAD_CHAR_REF.sub(_fix_char_ref, text)
+                text = _RAW_CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+                return text.encode("utf-8")
 
 
 def _epoch(value: str | None) -> datetime | None:
@@ -175,7 +228,8 @@ class NmapXmlFile:
         root: ET.Element | None = None
         depth = 0
         try:
-            for event, elem in iterparse(handle, events=("start", "end"), parser=parser):
+            stream = _SanitizedReader(handle)
+            for event, elem in iterparse(stream, events=("start", "end"), parser=parser):
                 if event == "start":
                     depth += 1
                     if depth == 1:
