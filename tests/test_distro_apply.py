@@ -197,30 +197,22 @@ def test_inherited_release_for_debian_marker(tracker: DistroTracker) -> None:
         cpes=("cpe:/a:apache:http_server:2.4.62",),
     )
     h = host(SSH_DEB, web)
-    out = apply_distribution(
-        h,
-        web,
-        [
-            finding("CVE-2023-31122", "2.4.62"),
-            finding("CVE-2025-53020", "2.4.62"),
-            finding("CVE-2021-41773", "2.4.62"),
-        ],
-        tracker,
-    )
+    cves = ("CVE-2023-31122", "CVE-2024-40898", "CVE-2025-53020", "CVE-2021-41773")
+    out = apply_distribution(h, web, [finding(c, "2.4.62") for c in cves], tracker)
     by_id = {f.id: f for f in out}
     # fixed in 2.4.59-1~deb12u1: every bookworm build of upstream 2.4.62 has it
     assert by_id["CVE-2023-31122"].status is FindingStatus.FIXED_BY_DISTRIBUTION
-    # fixed in 2.4.65-1~deb12u1: the banner's 2.4.62 cannot tell -> unconfirmed
-    assert by_id["CVE-2025-53020"].status is FindingStatus.UNCONFIRMED_DISTRIBUTION
+    # fixed in 2.4.62-1~deb12u1: a build of 2.4.62 may or may not have it -> unconfirmed
+    assert by_id["CVE-2024-40898"].status is FindingStatus.UNCONFIRMED_DISTRIBUTION
+    # fixed in 2.4.65-1~deb12u1: bookworm moved to a newer upstream for it -> 2.4.62 is open
+    assert by_id["CVE-2025-53020"].status is FindingStatus.CONFIRMED
     assert by_id["CVE-2021-41773"].status is FindingStatus.NOT_AFFECTED
     dist = by_id["CVE-2023-31122"].distribution
     assert dist is not None and dist.release == "bookworm"
     assert dist.inherited_from == "22/tcp OpenSSH 9.2p1 Debian 2+deb12u10 (protocol 2.0)"
 
 
-def test_unmarked_service_inherits_and_stays_confirmed_when_undecided(
-    tracker: DistroTracker,
-) -> None:
+def test_unmarked_service_inherits_the_host_release(tracker: DistroTracker) -> None:
     nginx = ServiceObservation(
         ADDR,
         80,
@@ -231,21 +223,29 @@ def test_unmarked_service_inherits_and_stays_confirmed_when_undecided(
         cpes=("cpe:/a:igor_sysoev:nginx:1.22.1",),
     )
     h = host(SSH_DEB, nginx)
-    out = apply_distribution(
-        h,
-        nginx,
-        [
-            finding("CVE-2021-23017", "1.22.1"),
-            finding("CVE-2024-7347", "1.22.1"),
-            finding("CVE-2099-0002", "1.22.1"),
-        ],
-        tracker,
-    )
+    cves = ("CVE-2021-23017", "CVE-2024-7347", "CVE-2099-0002")
+    out = apply_distribution(h, nginx, [finding(c, "1.22.1") for c in cves], tracker)
     by_id = {f.id: f for f in out}
     assert by_id["CVE-2021-23017"].status is FindingStatus.FIXED_BY_DISTRIBUTION
-    assert by_id["CVE-2024-7347"].status is FindingStatus.CONFIRMED  # revision unknown
+    # bookworm backported the fix to 1.22.1 (deb12u2): the banner cannot say which build runs
+    assert by_id["CVE-2024-7347"].status is FindingStatus.UNCONFIRMED_DISTRIBUTION
+    # unknown to the tracker: the banner never claimed a distribution build -> stays confirmed
     assert by_id["CVE-2099-0002"].status is FindingStatus.CONFIRMED
     assert all(f.distribution and f.distribution.inherited_from for f in out)
+
+
+def test_version_bound_is_not_a_version(tracker: DistroTracker) -> None:
+    pg = ServiceObservation(
+        ADDR,
+        5432,
+        "tcp",
+        product="PostgreSQL DB",
+        version="9.6.0 or later",
+        cpes=("cpe:/a:postgresql:postgresql",),
+    )
+    f = Finding(Vulnerability("CVE-2023-5869"))
+    [out] = apply_distribution(host(SSH_DEB, pg), pg, [f], tracker)
+    assert out is f  # per-major source package unknown: left as the matcher made it
 
 
 def test_no_inheritance_when_host_releases_disagree(tracker: DistroTracker) -> None:

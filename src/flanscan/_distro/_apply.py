@@ -7,6 +7,9 @@ Decisions (the finding is always kept; only its status and evidence change):
 - tracker: resolved, and the detected package version <  fixed    -> confirmed (fix not installed)
 - tracker: resolved, revision unknown, fix older than any build of the detected upstream
   version in that release                                         -> fixed-by-distribution
+- tracker: resolved, revision unknown, fix only in a newer upstream version -> confirmed
+- tracker: resolved, revision unknown, fix backported to this upstream version
+                                                                  -> unconfirmed-distribution-build
 - tracker: open                                                   -> confirmed (no fix released)
 - anything else for a banner that says "distribution build"       -> unconfirmed-distribution-build
 - a banner without a distribution marker whose host's release is known from another service is
@@ -16,6 +19,7 @@ Decisions (the finding is always kept; only its status and evidence change):
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 from flanscan._distro._banner import TRACKED, DistroBuild, detect_build
@@ -69,7 +73,9 @@ def _context(host: HostObservation, service: ServiceObservation) -> _Context | N
         if inherited is None:
             return None
         distribution, release, label = inherited
-        upstream = service.version.split()[0] if service.version else None
+        # Only a plain version is one ("9.6.0 or later" is a bound, not the running version).
+        words = (service.version or "").split()
+        upstream = words[0] if len(words) == 1 else None
         source = source_package_for(service.cpes, service.product, upstream)
         if source is None:
             return None
@@ -204,12 +210,33 @@ def _compare(
                 f"{ref}: fixed in {fixed_text}, older than any {build.release} "
                 f"build of upstream {build.upstream_version}",
             )
-    return base, _evidence(
+    if build.upstream_version and _newer_upstream(fixed.upstream_version, build.upstream_version):
+        return FindingStatus.CONFIRMED, _evidence(
+            ctx,
+            entry,
+            f"{ref}: fixed in {fixed_text}, a newer upstream version than the detected "
+            f"{build.upstream_version}",
+        )
+    # The release has a fix for this very upstream version: a backport that the banner cannot
+    # show, so neither "fixed" nor "confirmed" is honest.
+    return FindingStatus.UNCONFIRMED_DISTRIBUTION, _evidence(
         ctx,
         entry,
         f"{ref}: fixed in {fixed_text}; the banner does not show the package "
         "revision, so whether the fix is installed is unknown",
     )
+
+
+_REPACK_RE = re.compile(r"[+~](?:dfsg|ds|repack|really)[\w.]*$")
+
+
+def _newer_upstream(fixed_upstream: str | None, detected: str) -> bool:
+    """Whether a fix's upstream version (repack suffixes like +dfsg dropped) is past `detected`."""
+    if not fixed_upstream:
+        return False
+    fixed = parse_dpkg_version(_REPACK_RE.sub("", fixed_upstream))
+    seen = parse_dpkg_version(detected)
+    return fixed is not None and seen is not None and fixed > seen
 
 
 def apply_distribution(

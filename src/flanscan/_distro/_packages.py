@@ -102,10 +102,11 @@ NO_EPOCH: frozenset[str] = frozenset(
 _CPE_RE = re.compile(r"^cpe:(?:/|2\.3:)a:([^:]+):([^:]+)")
 
 
-def _versioned(source: str, upstream: str | None) -> str:
+def _versioned(source: str, upstream: str | None) -> str | None:
     """PostgreSQL is packaged per major version (`postgresql-15`); MySQL likewise (`mysql-8.0`)."""
     if upstream is None:
-        return source
+        # Without a version the per-major package is unknown ("9.6.0 or later" is no version).
+        return None if source in ("postgresql", "mysql") else source
     parts = upstream.split(".")
     if source == "postgresql" and parts[0].isdigit():
         major = parts[0] if int(parts[0]) >= 10 else ".".join(parts[:2])
