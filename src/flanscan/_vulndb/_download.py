@@ -109,15 +109,15 @@ def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress:
                 task = progress.task(f"Downloading {remote.name}", total=total)
                 task.advance(offset)
                 with part.open("ab" if offset else "wb") as out:
-                    for chunk in response.iter_bytes(1 << 16):
+                    for chunk in response.iter_bytes():
                         out.write(chunk)
                         task.advance(len(chunk))
                 task.finish()
         except httpx.HTTPError as exc:
             got = part.stat().st_size if part.is_file() else 0
+            what = f"cut after {got} bytes" if got else "failed"
             raise VulnDbError(
-                f"{remote.name}: download from {remote.url} cut after {got} bytes ({exc}); "
-                f"{RESUME_HINT}"
+                f"{remote.name}: download from {remote.url} {what} ({exc}); {RESUME_HINT}"
             ) from exc
         break
     part.replace(dest)

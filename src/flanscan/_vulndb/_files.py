@@ -54,17 +54,23 @@ def open_feed(path: Path) -> Iterator[IO[bytes]]:
             decompressor.close()
 
 
+def _first_line(exc: BaseException) -> str:
+    # yajl's messages span several lines (with a caret picture): messages are one line.
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+
+
 def describe_error(exc: BaseException) -> str:
-    """A short phrase for a read/parse failure, for messages that name the file."""
+    """A short one-line phrase for a read/parse failure, for messages that name the file."""
+    text = _first_line(exc)
     if isinstance(exc, gzip.BadGzipFile | zlib.error):
-        return f"corrupt gzip data ({exc})"
+        return f"corrupt gzip data ({text})"
     if isinstance(exc, EOFError):
         return "file is cut short (compressed stream ended early)"
     if isinstance(exc, ijson.IncompleteJSONError):
-        return f"truncated or invalid JSON ({exc})"
+        return f"truncated or invalid JSON ({text})"
     if isinstance(exc, ijson.JSONError):
-        return f"invalid JSON ({exc})"
-    return str(exc) or type(exc).__name__
+        return f"invalid JSON ({text})"
+    return text
 
 
 def feed_error(path: Path, exc: BaseException, hint: str = "") -> VulnDbError:
