@@ -1,0 +1,230 @@
+"""Match a detected service against the vulnerability database: findings with evidence.
+
+Speed: a scan has many services but few distinct products and versions. Parsed configurations
+are cached per NVD (vendor, product), match results per (product, version), and the findings
+of a service per (CPEs, product, version, extrainfo), so matching 10,000 services costs little
+more than matching their distinct versions once.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from flanscan._lookup import VulnLookup
+from flanscan._match.cpe import parse_cpe23
+from flanscan._match.detect import DetectedProduct, detect_products
+from flanscan._match.nvdconfig import Configuration, Target, evaluate, parse_configurations
+from flanscan._model import Confidence, Finding, MatchEvidence, ServiceObservation, Vulnerability
+
+_MAX_EVIDENCE = 5  # evidence entries kept per finding (CVE-2012-2122 lists 60 MySQL versions)
+_SERVICE_CACHE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """One CVE for one detected product, before the service's details are added."""
+
+    cve_id: str
+    exact: bool
+    evidence: tuple[tuple[str, str, tuple[str, ...]], ...]  # (criteria, range, conditions)
+
+
+@dataclass(frozen=True)
+class ServiceMatch:
+    """Findings for a service, with notes saying why some could not be exact."""
+
+    findings: tuple[Finding, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class _ProductResult:
+    hits: tuple[_Hit, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Matcher:
+    """Matches services against one database, caching what it can (see the module docstring)."""
+
+    def __init__(self, db: VulnLookup) -> None:
+        self._db = db
+        self._configs: dict[tuple[str, str], tuple[tuple[str, tuple[Configuration, ...]], ...]] = {}
+        self._results: dict[tuple[object, ...], _ProductResult] = {}
+        self._vulns: dict[str, Vulnerability] = {}
+        self._services: dict[tuple[object, ...], ServiceMatch] = {}
+
+    # ------------------------------------------------------------------ database access
+
+    def _candidates(
+        self, vendor: str, product: str
+    ) -> tuple[tuple[str, tuple[Configuration, ...]], ...]:
+        key = (vendor, product)
+        hit = self._configs.get(key)
+        if hit is None:
+            hit = tuple(
+                (c.cve_id, parse_configurations(c.configurations))
+                for c in self._db.candidates(vendor, product)
+            )
+            self._configs[key] = hit
+        return hit
+
+    def _vulnerabilities(self, ids: Sequence[str]) -> dict[str, Vulnerability]:
+        missing = [i for i in ids if i not in self._vulns]
+        if missing:
+            found = self._db.vulnerabilities(missing)
+            for cve_id in missing:
+                self._vulns[cve_id] = found.get(cve_id) or Vulnerability(
+                    id=cve_id, url=f"https://nvd.nist.gov/vuln/detail/{cve_id}"
+                )
+        return {i: self._vulns[i] for i in ids}
+
+    # ------------------------------------------------------------------ matching
+
+    def match_product(self, product: DetectedProduct) -> _ProductResult:
+        """CVEs for one detected product (cached per product names, version and attributes)."""
+        key = (product.nvd_names, product.version, product.extras)
+        cached = self._results.get(key)
+        if cached is not None:
+            return cached
+        target = Target.of(product.nvd_names, product.version, product.extras)
+        exact = product.version is not None
+        hits: dict[str, _Hit] = {}
+        uncomparable: set[str] = set()
+        for vendor, name in product.nvd_names:
+            for cve_id, configs in self._candidates(vendor, name):
+                if cve_id in hits:
+                    continue
+                evidence: list[tuple[str, str, tuple[str, ...]]] = []
+                for config in configs:
+                    found, bad = evaluate(config, target)
+                    uncomparable |= bad
+                    if found is None:
+                        continue
+                    for entry, attr_conditions in found.hits:
+                        item = (
+                            entry.criteria,
+                            entry.range_text(),
+                            attr_conditions + found.platform_conditions,
+                        )
+                        if item not in evidence:
+                            evidence.append(item)
+                if evidence:
+                    # Unconditional evidence first: it is the strongest reason.
+                    evidence.sort(key=lambda e: len(e[2]))
+                    hits[cve_id] = _Hit(cve_id, exact, tuple(evidence[:_MAX_EVIDENCE]))
+        notes: tuple[str, ...] = ()
+        if exact and uncomparable:
+            shown = ", ".join(sorted(uncomparable)[:3])
+            notes = (
+                f"{len(uncomparable)} NVD version bound(s) ({shown}) cannot be compared with"
+                f" version {product.version!r}; those entries were not matched",
+            )
+        elif not exact:
+            vendor, name = product.nvd_names[0]
+            notes = (
+                f"{vendor}:{name}: {product.unknown_reason}; its CVEs are product-only matches",
+            )
+        result = _ProductResult(tuple(hits.values()), notes)
+        self._results[key] = result
+        return result
+
+    def explain(
+        self, service: ServiceObservation, *, include_product_only: bool = True
+    ) -> ServiceMatch:
+        """Findings for `service` and notes on what could not be matched exactly."""
+        key = (
+            service.cpes,
+            service.product,
+            service.version,
+            service.extrainfo,
+            include_product_only,
+        )
+        cached = self._services.get(key)
+        if cached is not None:
+            return cached
+        banner = service.banner
+        merged: dict[str, tuple[bool, list[MatchEvidence]]] = {}
+        notes: list[str] = []
+        for product in detect_products(service):
+            result = self.match_product(product)
+            if product.version is None and not include_product_only:
+                continue
+            notes.extend(n for n in result.notes if n not in notes)
+            for hit in result.hits:
+                ev = [
+                    MatchEvidence(
+                        criteria=criteria,
+                        version_range=range_text,
+                        detected_version=product.version or product.version_text,
+                        detected_cpe=product.detected_cpe,
+                        banner=banner,
+                        platform_conditions=conditions,
+                        alias=_alias(product, criteria),
+                    )
+                    for criteria, range_text, conditions in hit.evidence
+                ]
+                prev = merged.get(hit.cve_id)
+                if prev is None or (hit.exact and not prev[0]):
+                    merged[hit.cve_id] = (hit.exact, ev)
+                elif prev[0] == hit.exact:
+                    prev[1].extend(e for e in ev if e not in prev[1])
+        vulns = self._vulnerabilities(sorted(merged))
+        findings = [
+            Finding(
+                vulnerability=vulns[cve_id],
+                confidence=Confidence.EXACT if exact else Confidence.PRODUCT_ONLY,
+                evidence=tuple(ev[:_MAX_EVIDENCE]),
+            )
+            for cve_id, (exact, ev) in merged.items()
+        ]
+        findings.sort(
+            key=lambda f: (
+                f.confidence != Confidence.EXACT,
+                -(f.vulnerability.cvss.score if f.vulnerability.cvss else -1.0),
+                f.id,
+            )
+        )
+        match = ServiceMatch(tuple(findings), tuple(notes))
+        if len(self._services) >= _SERVICE_CACHE:
+            self._services.clear()
+        self._services[key] = match
+        return match
+
+    def match(
+        self, service: ServiceObservation, *, include_product_only: bool = True
+    ) -> list[Finding]:
+        """Findings for `service`: exact ones first, then product-only (if asked for)."""
+        return list(self.explain(service, include_product_only=include_product_only).findings)
+
+
+def _alias(product: DetectedProduct, criteria: str) -> str | None:
+    cpe = parse_cpe23(criteria)
+    return product.alias_for(cpe.vendor, cpe.product) if cpe is not None else None
+
+
+_MATCHERS: weakref.WeakKeyDictionary[object, Matcher] = weakref.WeakKeyDictionary()
+
+
+def matcher_for(db: VulnLookup) -> Matcher:
+    """The cached Matcher of a database object (a new one if the object cannot be keyed)."""
+    try:
+        found = _MATCHERS.get(db)
+        if found is None:
+            found = _MATCHERS[db] = Matcher(db)
+        return found
+    except TypeError:  # not weak-referenceable or not hashable
+        return Matcher(db)
+
+
+def match_service(
+    service: ServiceObservation, db: VulnLookup, *, include_product_only: bool = True
+) -> list[Finding]:
+    """Findings for one service from the NVD data in `db`.
+
+    `exact`: the detected version is inside an NVD range or equals a listed version.
+    `product-only`: the service's version is unknown and the CVE exists for the product; these
+    are left out when `include_product_only` is False.
+    """
+    return matcher_for(db).match(service, include_product_only=include_product_only)
