@@ -87,3 +87,18 @@ def test_import_as_one_run(tmp_path: Path, nmap_samples: Path) -> None:
 def test_commands_documented(command: list[str]) -> None:
     code, out, _ = run(*command, "--help")
     assert code == 0 and "--history" in out
+
+
+def test_every_option_is_documented() -> None:
+    """docs/history.md names every option of `flan history`, `history import` and `diff`."""
+    import click
+
+    from flanscan._cli.history import diff, history
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "history.md").read_text()
+    commands: list[click.Command] = [history, diff, *history.commands.values()]
+    for command in commands:
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in docs, f"{command.name} {opt} missing from docs/history.md"
