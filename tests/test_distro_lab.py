@@ -7,13 +7,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from test_distro_truth import changelog_truth, lab_hosts
 
 from flanscan._distro import apply_distribution, detect_build, tracker_for
 from flanscan._distro._dpkg import dpkg_compare
 from flanscan._match import match_service
 from flanscan._model import Confidence, Finding, FindingStatus, HostObservation, ServiceObservation
 from flanscan._vulndb import VulnDb, import_paths
-from test_distro_truth import changelog_truth, lab_hosts
 
 TRACKER = Path(__file__).parent / "data" / "distro" / "debian-tracker.json"
 CLOSED = (FindingStatus.FIXED_BY_DISTRIBUTION, FindingStatus.NOT_AFFECTED)
@@ -158,6 +158,6 @@ def test_lab_scan_report(lab: object, db_path: Path, tmp_path: Path) -> None:
                     extrainfo=svc.extrainfo,
                     cpes=svc.cpes,
                 )
-                closed, confirmed = check_against_changelogs(obs, package, installed, [sf.finding])
+                _, confirmed = check_against_changelogs(obs, package, installed, [sf.finding])
                 fixed_seen += len(confirmed)
     assert fixed_seen >= 2  # OpenSSH on both ssh hosts
