@@ -1,0 +1,330 @@
+"""Presentation helpers shared by the renderers: labels, number formats, evidence lines.
+
+These only turn model values into display text; they never group or reorder (the report builder
+did that). The text they return is NOT escaped: each renderer escapes it for its own format.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+from flanscan._model import (
+    ChangeKind,
+    CvssScore,
+    Finding,
+    FindingStatus,
+    KevEntry,
+    Location,
+    Report,
+    ServiceFinding,
+    ServiceReport,
+    Severity,
+    Vulnerability,
+)
+
+GENERATOR = "Flan Scan"
+NVD_DETAIL = "https://nvd.nist.gov/vuln/detail/"
+
+# Highest first, the order every summary shows severities in.
+SEVERITIES: tuple[Severity, ...] = tuple(sorted(Severity, reverse=True))
+
+# Colours (WCAG AA contrast with white text) used by the HTML chart, badges and the PDF.
+SEVERITY_COLOURS: dict[str, str] = {
+    "critical": "#7b1fa2",
+    "high": "#c62828",
+    "medium": "#b85c00",
+    "low": "#2e7d32",
+    "none": "#546e7a",
+    "unknown": "#616161",
+}
+
+CHANGE_LABELS: dict[ChangeKind, str] = {
+    ChangeKind.NEW_FINDING: "new finding",
+    ChangeKind.FIXED_FINDING: "fixed finding",
+    ChangeKind.STATUS_CHANGED: "status changed",
+    ChangeKind.NEW_PORT: "new port",
+    ChangeKind.CLOSED_PORT: "closed port",
+    ChangeKind.VERSION_CHANGED: "version changed",
+    ChangeKind.HOST_APPEARED: "host appeared",
+    ChangeKind.HOST_DISAPPEARED: "host disappeared",
+    ChangeKind.NOT_CHECKED: "not checked",
+}
+
+# C0/C1 controls (except tab/newline, turned into spaces by callers that need one line) and the
+# Unicode bidirectional overrides/isolates, which can make hostile text display reversed.
+_UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean(text: str) -> str:
+    """Drop control and bidi-override characters from untrusted text (keeps tab and newlines)."""
+    return _UNSAFE_CHARS.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """Untrusted text as one line: controls dropped, any run of whitespace made one space."""
+    return _WHITESPACE.sub(" ", clean(text)).strip()
+
+
+def ascii_fold(text: str) -> str:
+    """Transliterate to ASCII where Unicode decomposition allows it (é -> e); '?' otherwise."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if ord(ch) < 128:
+            out.append(ch)
+        elif not unicodedata.combining(ch):
+            out.append("?")
+    return "".join(out)
+
+
+def fmt_datetime(value: datetime | None) -> str:
+    """A timestamp as `YYYY-MM-DD HH:MM:SS UTC` (naive values are taken as UTC)."""
+    if value is None:
+        return "unknown"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_datetime(value: datetime | None) -> str | None:
+    """A timestamp in ISO 8601 for machine formats (UTC offset kept when present)."""
+    return value.isoformat() if value is not None else None
+
+
+def fmt_date(value: str | None) -> str:
+    """An ISO date or timestamp from a feed shown as its date part."""
+    return value[:10] if value else ""
+
+
+def fmt_score(cvss: CvssScore | None) -> str:
+    """`9.8 (CVSS 3.1)`, or `no score` when the CVE has none yet."""
+    if cvss is None:
+        return "no score"
+    return f"{cvss.score:.1f} (CVSS {cvss.version})"
+
+
+def fmt_epss(vuln: Vulnerability) -> str:
+    """EPSS probability as a percentage with its percentile, e.g. `94.32% (pctl 99.9)`."""
+    if vuln.epss is None:
+        return ""
+    text = f"{vuln.epss * 100:.2f}%"
+    if vuln.epss_percentile is not None:
+        text += f" (pctl {vuln.epss_percentile * 100:.1f})"
+    return text
+
+
+def fmt_kev(kev: KevEntry | None) -> str:
+    """`KEV since 2023-05-31, ransomware: known`, or '' when not in the KEV catalogue."""
+    if kev is None:
+        return ""
+    text = f"KEV since {fmt_date(kev.date_added)}"
+    if kev.known_ransomware_use is True:
+        text += ", ransomware: known"
+    elif kev.known_ransomware_use is False:
+        text += ", ransomware: unknown"
+    return text
+
+
+def fmt_cwes(vuln: Vulnerability) -> str:
+    return ", ".join(vuln.cwes)
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is a plain http(s) URL (no javascript:, data:, ...), else None."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'<>`\\" for ch in url):
+        return None
+    return url
+
+
+def vuln_url(vuln: Vulnerability) -> str | None:
+    """The link for a vulnerability: its own http(s) URL, else the NVD page of a CVE id."""
+    own = safe_url(vuln.url)
+    if own is not None:
+        return own
+    if vuln.id.upper().startswith("CVE-"):
+        return NVD_DETAIL + quote(vuln.id, safe="")
+    return None
+
+
+def service_title(svc: ServiceReport) -> str:
+    """`OpenSSH 9.2p1`, or Nmap's service name when the product is unknown."""
+    parts = [p for p in (svc.product, svc.version) if p]
+    if not parts:
+        parts = [svc.name or "unknown service"]
+    return one_line(" ".join(parts))
+
+
+def location_label(loc: Location) -> str:
+    """`198.18.0.10:22/tcp (db1.lab)` with the host's names in parentheses."""
+    label = loc.label
+    if loc.hostnames:
+        label += " (" + ", ".join(loc.hostnames) + ")"
+    return one_line(label)
+
+
+def finding_locations(sf: ServiceFinding, svc: ServiceReport) -> tuple[Location, ...] | None:
+    """The finding's own locations, or None when it applies to every location of the service."""
+    if sf.locations == svc.locations:
+        return None
+    return sf.locations
+
+
+def evidence_lines(finding: Finding) -> list[str]:
+    """Why a finding is there, as plain sentences: match, platform, alias, distribution, rule."""
+    lines: list[str] = []
+    for ev in finding.evidence:
+        line = f"NVD criteria {ev.criteria} {ev.version_range}"
+        detected = [d for d in (ev.detected_version, ev.detected_cpe) if d]
+        if detected:
+            line += "; detected " + " / ".join(detected)
+        if ev.banner:
+            line += f"; banner: {ev.banner}"
+        lines.append(line)
+        lines.extend(f"platform condition: {cond}" for cond in ev.platform_conditions)
+        if ev.alias:
+            lines.append(f"name alias: {ev.alias}")
+    dist = finding.distribution
+    if dist is not None:
+        build = " ".join(
+            p
+            for p in (dist.distribution, dist.release, dist.source_package, dist.package_version)
+            if p
+        )
+        line = f"distribution build: {build}"
+        if dist.tracker or dist.tracker_status:
+            line += f"; {dist.tracker or 'tracker'}: {dist.tracker_status or 'no entry'}"
+        if dist.fixed_version:
+            line += f"; fixed in {dist.fixed_version}"
+        lines.append(line)
+        if dist.inherited_from:
+            lines.append(f"release inherited from {dist.inherited_from}")
+        if dist.note:
+            lines.append(dist.note)
+    rule = finding.suppression
+    if rule is not None:
+        line = f"suppressed by {rule.source}: {rule.reason} (owner {rule.owner}"
+        line += f", expires {rule.expires})" if rule.expires else ")"
+        lines.append(line)
+    if finding.vulnerability.source != "nvd":
+        line = f"source: {finding.vulnerability.source}"
+        if finding.vulnerability.is_exploit:
+            line += " (exploit available)"
+        lines.append(line)
+    return [one_line(line) for line in lines]
+
+
+@dataclass(frozen=True)
+class AppendixEntry:
+    """A closed finding (fixed by the distribution, not affected, suppressed) and its service."""
+
+    service: ServiceReport
+    item: ServiceFinding
+
+
+def vulnerable_services(report: Report) -> Iterator[ServiceReport]:
+    """Services with at least one open finding, in the report's order."""
+    return (svc for svc in report.services if svc.open_findings)
+
+
+def other_services(report: Report) -> Iterator[ServiceReport]:
+    """Services with no open finding, in the report's order."""
+    return (svc for svc in report.services if not svc.open_findings)
+
+
+_BACKPORT_STATUSES = (FindingStatus.FIXED_BY_DISTRIBUTION, FindingStatus.NOT_AFFECTED)
+
+
+def backport_appendix(report: Report) -> list[AppendixEntry]:
+    """Findings the distribution fixed or that do not affect the build, in the report's order."""
+    return [
+        AppendixEntry(svc, sf)
+        for svc in report.services
+        for sf in svc.findings
+        if sf.finding.status in _BACKPORT_STATUSES
+    ]
+
+
+def suppressed_appendix(report: Report) -> list[AppendixEntry]:
+    """Findings excluded by a suppression rule, in the report's order."""
+    return [
+        AppendixEntry(svc, sf)
+        for svc in report.services
+        for sf in svc.findings
+        if sf.finding.status is FindingStatus.SUPPRESSED
+    ]
+
+
+def product_only_note(svc: ServiceReport) -> str:
+    """`version unknown: N CVEs exist for this product`, or '' when there are none."""
+    n = len(svc.product_only)
+    if not n:
+        return ""
+    return f"version unknown: {n} CVE{'s' if n != 1 else ''} exist for this product"
+
+
+def changes_title(report: Report) -> str:
+    """`Changes since 2026-11-01 10:00:00 UTC` (or since the earlier run's id)."""
+    ch = report.changes
+    if ch is None:
+        return ""
+    if ch.since is not None:
+        return f"Changes since {fmt_datetime(ch.since)}"
+    return f"Changes since run {one_line(ch.since_run)}"
+
+
+def vulndb_lines(report: Report) -> list[str]:
+    """The vulnerability data the report used, or the note saying none was available."""
+    db = report.vulndb
+    if db is None:
+        return [one_line(report.vulndb_note or "No vulnerability database was available.")]
+    lines = [f"Database: {db.path}", f"CVE records: {db.cve_count}"]
+    if db.built_at:
+        lines.append(f"Built: {db.built_at}")
+    lines.extend(f"Source: {name}, data of {date}" for name, date in db.sources)
+    if report.vulndb_note:
+        lines.append(report.vulndb_note)
+    return [one_line(line) for line in lines]
+
+
+def scan_lines(report: Report) -> list[tuple[str, str]]:
+    """(label, value) pairs describing what was scanned, how and when."""
+    scan = report.scan
+    rows: list[tuple[str, str]] = [
+        ("Targets", " ".join(scan.targets) or "(not recorded)"),
+    ]
+    if scan.excluded:
+        rows.append(("Excluded", " ".join(scan.excluded)))
+    for cmd in scan.nmap_commands or ("(not recorded)",):
+        rows.append(("Nmap command", cmd))
+    if scan.nmap_version:
+        rows.append(("Nmap version", scan.nmap_version))
+    if scan.profile:
+        rows.append(("Profile", scan.profile))
+    if scan.ports:
+        rows.append(("Ports", scan.ports))
+    rows.append(("Start", fmt_datetime(scan.start)))
+    rows.append(("End", fmt_datetime(scan.end)))
+    rows.append(("Hosts up", str(scan.hosts_up)))
+    rows.append(("Hosts down", str(scan.hosts_down)))
+    if scan.run_id:
+        rows.append(("Run", scan.run_id))
+    rows.extend(("Not checked", target) for target in scan.incomplete_targets)
+    rows.extend(("Warning", warning) for warning in scan.warnings)
+    rows.extend(("Nmap XML", path) for path in scan.xml_files)
+    return [(label, one_line(value)) for label, value in rows]

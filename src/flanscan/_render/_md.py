@@ -1,0 +1,235 @@
+"""Markdown report (CommonMark + GitHub tables), with host text escaped so it stays text.
+
+Every piece of text from the report goes through `escape_md`: one line (no newline can start a
+block), and every Markdown/HTML metacharacter backslash-escaped, so a product name like
+`[x](javascript:..)`, `<script>` or a `|` inside a table cell is shown literally. Links are
+written only for http(s) URLs that passed `safe_url`, in the `<...>` form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from flanscan._model import Finding, Location, Report, ServiceFinding, ServiceReport, Vulnerability
+from flanscan._render import _common as common
+
+# CommonMark lets any ASCII punctuation be backslash-escaped. These are the characters that can
+# start markup inline or in a table cell: emphasis, code, links/images, raw HTML, entities,
+# tables, strikethrough, headings, list markers, math in some renderers.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&$^])")
+
+
+def escape_md(text: str | None) -> str:
+    """Untrusted text as one line of literal Markdown text."""
+    if not text:
+        return ""
+    return _MD_SPECIAL.sub(r"\\\1", common.one_line(text))
+
+
+def _link(v: Vulnerability) -> str:
+    url = common.vuln_url(v)
+    if url is None:
+        return escape_md(v.id)
+    # safe_url admits no spaces, quotes or angle brackets, so <url> cannot be closed early.
+    return f"[{escape_md(v.id)}](<{url}>)"
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: Sequence[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    lines = [_row(header), _row("---" for _ in header)]
+    lines.extend(_row(r) for r in rows)
+    lines.append("")
+    return lines
+
+
+def _locations(locs: Sequence[Location]) -> str:
+    return ", ".join(escape_md(common.location_label(loc)) for loc in locs)
+
+
+_FINDING_HEADER = (
+    "Vulnerability",
+    "Severity",
+    "CVSS",
+    "KEV",
+    "EPSS",
+    "Published",
+    "CWE",
+    "Status",
+    "Summary",
+)
+
+
+def _finding_cells(svc: ServiceReport, sf: ServiceFinding, with_service: bool) -> list[str]:
+    f: Finding = sf.finding
+    v = f.vulnerability
+    summary = escape_md(v.summary)
+    if with_service:
+        summary = f"**{escape_md(common.service_title(svc))}**: {summary}"
+    own = common.finding_locations(sf, svc)
+    if own is not None:
+        summary += f" (at {_locations(own)})"
+    return [
+        _link(v),
+        f"**{f.severity.label}**",
+        escape_md(common.fmt_score(v.cvss)),
+        escape_md(common.fmt_kev(v.kev)),
+        escape_md(common.fmt_epss(v)),
+        escape_md(common.fmt_date(v.published)),
+        escape_md(common.fmt_cwes(v)),
+        escape_md(f.status.label),
+        summary,
+    ]
+
+
+def _evidence(items: Iterable[tuple[ServiceReport, ServiceFinding]]) -> list[str]:
+    lines = []
+    for _svc, sf in items:
+        ev = common.evidence_lines(sf.finding)
+        if ev:
+            lines.append(f"- {escape_md(sf.finding.id)}: " + "; ".join(escape_md(e) for e in ev))
+    if lines:
+        lines = ["Evidence:", "", *lines, ""]
+    return lines
+
+
+def _service_section(svc: ServiceReport) -> list[str]:
+    worst = svc.worst_severity
+    lines = [f"### {escape_md(common.service_title(svc))} ({worst.label if worst else 'none'})", ""]
+    if svc.extrainfo:
+        lines += [escape_md(svc.extrainfo), ""]
+    if svc.cpes:
+        lines += ["CPE: " + ", ".join(escape_md(c) for c in svc.cpes), ""]
+    lines += [f"Locations ({len(svc.locations)}): {_locations(svc.locations)}", ""]
+    items = svc.open_findings
+    lines += _table(_FINDING_HEADER, (_finding_cells(svc, sf, False) for sf in items))
+    lines += _evidence((svc, sf) for sf in items)
+    if svc.product_only:
+        lines += [f"_{escape_md(common.product_only_note(svc))}_", ""]
+    return lines
+
+
+def _appendix(title: str, intro: str, entries: list[common.AppendixEntry]) -> list[str]:
+    lines = [f"## {title}", "", intro, ""]
+    if not entries:
+        return [*lines, "None.", ""]
+    lines += _table(_FINDING_HEADER, (_finding_cells(e.service, e.item, True) for e in entries))
+    lines += _evidence((e.service, e.item) for e in entries)
+    return lines
+
+
+def _changes(report: Report) -> list[str]:
+    ch = report.changes
+    if ch is None:
+        return []
+    lines = [f"## {escape_md(common.changes_title(report))}", ""]
+    if not ch.items:
+        return [*lines, "No changes.", ""]
+    rows = []
+    for item in ch.items:
+        where = common.location_label(item.location) if item.location else item.address or ""
+        change = ""
+        if item.old or item.new:
+            change = f"{escape_md(item.old)} → {escape_md(item.new)}"
+        rows.append(
+            [
+                common.CHANGE_LABELS.get(item.kind, item.kind.value),
+                item.severity.label if item.severity is not None else "",
+                escape_md(item.vuln_id),
+                escape_md(where),
+                escape_md(item.description),
+                change,
+            ]
+        )
+    return lines + _table(
+        ("Change", "Severity", "Vulnerability", "Where", "Description", "Was → now"), rows
+    )
+
+
+def render_md(report: Report) -> bytes:
+    """The Markdown report as UTF-8 bytes."""
+    scan = report.scan
+    vulnerable = list(common.vulnerable_services(report))
+    others = list(common.other_services(report))
+    out: list[str] = [
+        "# Flan Scan report",
+        "",
+        escape_md(
+            f"Scan of {', '.join(scan.targets) or 'unrecorded targets'}, "
+            f"{common.fmt_datetime(scan.start)} to {common.fmt_datetime(scan.end)}: "
+            f"{len(report.hosts)} hosts up, {len(report.services)} services, "
+            f"{len(vulnerable)} with known vulnerabilities."
+        ),
+        "",
+    ]
+    if report.vulndb is None:
+        out += [f"> **Note:** {escape_md(common.vulndb_lines(report)[0])}", ""]
+    out += _changes(report)
+    out += ["## Summary", ""]
+    out += _table(
+        ("Severity", "Open findings (per location)"),
+        ([label, str(n)] for label, n in report.summary().items()),
+    )
+    out += ["## Vulnerable services", ""]
+    if not vulnerable:
+        out += ["No service has a known open vulnerability.", ""]
+    for svc in vulnerable:
+        out += _service_section(svc)
+    out += ["## Services with no known vulnerabilities", ""]
+    if not others:
+        out += ["None.", ""]
+    else:
+        out += _table(
+            ("Service", "CPE", "Locations"),
+            (
+                [
+                    escape_md(common.service_title(svc))
+                    + (f" ({escape_md(svc.extrainfo)})" if svc.extrainfo else "")
+                    + (
+                        f"; _{escape_md(common.product_only_note(svc))}_"
+                        if svc.product_only
+                        else ""
+                    ),
+                    ", ".join(escape_md(c) for c in svc.cpes),
+                    _locations(svc.locations),
+                ]
+                for svc in others
+            ),
+        )
+    out += ["## Scan", ""]
+    out += [f"- **{label}:** {escape_md(value)}" for label, value in common.scan_lines(report)]
+    out += ["", f"### Hosts up ({len(report.hosts)})", ""]
+    out += _table(
+        ("Address", "Host names", "Status", "Open ports"),
+        (
+            [
+                escape_md(h.address),
+                escape_md(", ".join(h.hostnames)),
+                escape_md(h.status),
+                str(h.open_ports),
+            ]
+            for h in report.hosts
+        ),
+    )
+    out += ["## Vulnerability data", ""]
+    out += [f"- {escape_md(line)}" for line in common.vulndb_lines(report)]
+    out.append("")
+    if report.notes:
+        out += ["## Notes", ""]
+        out += [f"- {escape_md(note)}" for note in report.notes]
+        out.append("")
+    out += _appendix(
+        "Appendix A: fixed by the distribution or not affected",
+        "Findings that version matching alone would report, but the distribution's security "
+        "tracker says are fixed in (or do not affect) the detected package build.",
+        common.backport_appendix(report),
+    )
+    out += _appendix(
+        "Appendix B: suppressed findings",
+        "Findings excluded from the report by a suppression rule, with the rule.",
+        common.suppressed_appendix(report),
+    )
+    return "\n".join(out).encode("utf-8")
