@@ -131,3 +131,52 @@ def test_tracker_without_any_release_entry_is_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(VulnDbError, match=r"sid\.json: no CVE entries"):
         import_paths(tmp_path / "v.sqlite3", [only_sid])
+
+
+def _osv(ident: str, ecosystem: str, fixed: str | None) -> dict[str, object]:
+    events: list[dict[str, str]] = [{"introduced": "0"}]
+    if fixed:
+        events.append({"fixed": fixed})
+    return {
+        "id": ident,
+        "upstream": ["CVE-2024-6387"],
+        "affected": [
+            {
+                "package": {"ecosystem": ecosystem, "name": "openssh"},
+                "ranges": [{"type": "ECOSYSTEM", "events": events}],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_ubuntu_precedence_fixed_and_standard_win(tmp_path: Path, reverse: bool) -> None:
+    import sqlite3
+
+    from flanscan._distro._tracker import DISTRO_DDL
+    from flanscan._vulndb.sources.ubuntu import import_osv
+
+    records = [
+        _osv("UBUNTU-CVE-2024-6387", "Ubuntu:22.04:LTS", None),
+        _osv("USN-6859-1", "Ubuntu:22.04:LTS", "1:8.9p1-3ubuntu0.10"),
+        _osv("USN-6859-2", "Ubuntu:Pro:20.04:LTS", "1:8.2p1-4ubuntu0.11+esm1"),
+        _osv("USN-6859-1", "Ubuntu:20.04:LTS", "1:8.2p1-4ubuntu0.11"),
+        _osv("UBUNTU-CVE-2024-6387", "Ubuntu:Pro:FIPS:20.04:LTS", "9:9"),  # not a release
+    ]
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(records[::-1] if reverse else records))
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(DISTRO_DDL)
+    assert import_osv(conn, [path]) == 4
+    rows = dict(
+        (
+            (r, (s, f, n))
+            for r, s, f, n in conn.execute(
+                "SELECT release, status, fixed_version, note FROM distro_fix"
+            )
+        )
+    )
+    assert rows == {
+        "jammy": ("resolved", "1:8.9p1-3ubuntu0.10", "USN-6859-1"),
+        "focal": ("resolved", "1:8.2p1-4ubuntu0.11", "USN-6859-1"),
+    }

@@ -44,8 +44,20 @@ _ECOSYSTEM_RE = re.compile(r"^Ubuntu:(?:(Pro):)?(\d\d\.\d\d)(?::LTS)?$")
 _CVE_RE = re.compile(r"^CVE-\d{4}-\d+$")
 _ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, zipfile.BadZipFile)
 
-# (release, package, cve) -> (status, fixed_version, note, from_pro)
-Entry = tuple[str, str | None, str | None, bool]
+_PRO = " (Ubuntu Pro)"
+# (release, package, cve, status, fixed_version, note); a Pro row's note ends with _PRO.
+Row = tuple[str, str, str, str, str | None, str]
+
+# Standard entries beat Ubuntu Pro (ESM) ones; a fixed entry beats an open one of the same kind.
+_UPSERT = f"""
+INSERT INTO distro_fix VALUES ('ubuntu', ?, ?, ?, ?, ?, NULL, ?)
+ON CONFLICT(distribution, release, package, cve_id) DO UPDATE SET
+    status = excluded.status, fixed_version = excluded.fixed_version, note = excluded.note
+WHERE (distro_fix.note LIKE '%{_PRO}' AND excluded.note NOT LIKE '%{_PRO}')
+   OR (distro_fix.status = 'open' AND excluded.status = 'resolved'
+       AND (distro_fix.note LIKE '%{_PRO}') = (excluded.note LIKE '%{_PRO}'))
+"""
+_BATCH = 5000
 
 
 def _cve_ids(record: dict[str, Any]) -> list[str]:
@@ -71,12 +83,13 @@ def _fixed_version(affected: dict[str, Any]) -> str | None:
     return None
 
 
-def add_record(record: Any, into: dict[tuple[str, str, str], Entry]) -> None:
-    """Merge one OSV record's Ubuntu entries into `into` (fixed beats open, standard beats Pro)."""
+def record_rows(record: Any) -> list[Row]:
+    """The Ubuntu release entries of one OSV record."""
     if not isinstance(record, dict):
         raise ValueError("an OSV record must be a JSON object")
     cves = _cve_ids(record)
     source_id = str(record.get("id", ""))
+    rows: list[Row] = []
     for affected in record.get("affected") or ():
         package = affected.get("package") if isinstance(affected, dict) else None
         if not isinstance(package, dict):
@@ -86,19 +99,12 @@ def add_record(record: Any, into: dict[tuple[str, str, str], Entry]) -> None:
         name = package.get("name")
         if match is None or release is None or not isinstance(name, str):
             continue
-        pro = match.group(1) is not None
         fixed = _fixed_version(affected)
-        status = "resolved" if fixed else "open"
-        note = f"{source_id}{' (Ubuntu Pro)' if pro else ''}"
-        for cve in cves:
-            key = (release, name, cve)
-            old = into.get(key)
-            if (
-                old is None
-                or (old[3] and not pro)
-                or (old[0] == "open" and fixed and old[3] == pro)
-            ):
-                into[key] = (status, fixed, note, pro)
+        note = source_id + (_PRO if match.group(1) else "")
+        rows.extend(
+            (release, name, cve, "resolved" if fixed else "open", fixed, note) for cve in cves
+        )
+    return rows
 
 
 def _records(path: Path) -> Iterator[Any]:
@@ -113,16 +119,23 @@ def _records(path: Path) -> Iterator[Any]:
     yield from data if isinstance(data, list) else [data]
 
 
-def read_osv(paths: Sequence[Path]) -> dict[tuple[str, str, str], Entry]:
-    """The Ubuntu entries of OSV files (zip, record, or list of records); VulnDbError if bad."""
-    entries: dict[tuple[str, str, str], Entry] = {}
+def import_osv(conn: sqlite3.Connection, paths: Sequence[Path]) -> int:
+    """Stream the Ubuntu entries of OSV files (zip, record, or list of records) into
+    `distro_fix`; the number of entries read. VulnDbError naming the file if one is bad."""
+    count = 0
+    batch: list[Row] = []
     for path in paths:
         try:
             for record in _records(path):
-                add_record(record, entries)
+                batch.extend(record_rows(record))
+                if len(batch) >= _BATCH:
+                    conn.executemany(_UPSERT, batch)
+                    count += len(batch)
+                    batch.clear()
         except _ERRORS as exc:
             raise feed_error(path, exc, "expected Ubuntu OSV records (all.zip)") from exc
-    return entries
+    conn.executemany(_UPSERT, batch)
+    return count + len(batch)
 
 
 def _looks_like_ubuntu_osv(probe: ContentProbe) -> bool:
@@ -160,24 +173,20 @@ class UbuntuOsvSource:
     ) -> None:
         # The zip is a complete snapshot; single records given by hand add to what is there.
         paths = [f.path for f in files]
-        entries = read_osv(paths)
-        if not entries:
-            raise VulnDbError(f"{paths[0]}: no Ubuntu release entries in these OSV records")
         if any(zipfile.is_zipfile(p) for p in paths):
             conn.execute("DELETE FROM distro_fix WHERE distribution = 'ubuntu'")
-        conn.executemany(
-            "INSERT OR REPLACE INTO distro_fix VALUES ('ubuntu',?,?,?,?,?,NULL,?)",
-            [(r, p, c, s, f, n) for (r, p, c), (s, f, n, _) in entries.items()],
-        )
+        count = import_osv(conn, paths)
+        if count == 0:
+            raise VulnDbError(f"{paths[0]}: no Ubuntu release entries in these OSV records")
         last = files[-1]
         date = last.remote.last_modified if last.remote else None
         if date is None:
             date = datetime.fromtimestamp(last.path.stat().st_mtime, UTC).strftime("%Y-%m-%d")
-        record_source(conn, NAME, date, f"{len(entries)} release entries")
+        record_source(conn, NAME, date, f"{count} release entries")
         for file in files:
             if file.remote is not None:
                 record_feed_file(conn, NAME, file.remote)
-        progress.note(f"Ubuntu OSV: {len(entries)} release entries")
+        progress.note(f"Ubuntu OSV: {count} release entries")
 
 
 SOURCE = UbuntuOsvSource()
