@@ -184,3 +184,25 @@ def test_lab_flan_diff_command(runs: LabRuns) -> None:
     kinds = sorted(i["kind"] for i in json.loads(result.stdout)["items"])
     # Without the stand-in analyzer (no database): only the port and version changes remain.
     assert kinds == ["closed-port", "new-port", "version-changed"]
+
+
+def test_lab_changes_alert_once(runs: LabRuns) -> None:
+    """The lab's new findings go out as one webhook message listing both, not the fixed ones."""
+    from flanscan._notify import RetryPolicy, send_alerts
+    from tests.test_notify import Receiver
+
+    changes = diff_reports(runs.before, runs.after)
+    receiver = Receiver()
+    try:
+        failures = send_alerts(
+            [receiver.base + "/hook"], runs.after, changes, retry=RetryPolicy(2, (0.01,), 5)
+        )
+    finally:
+        receiver.close()
+    assert failures == []
+    assert len(receiver.requests) == 1
+    body = receiver.requests[0][1]
+    new_ids = {i.vuln_id for i in changes.items if i.kind is ChangeKind.NEW_FINDING}
+    assert {f["id"] for f in body["findings"]} == new_ids and len(new_ids) == 2
+    located = {loc for f in body["findings"] for loc in f["locations"]}
+    assert located == {f"{runs.files}:11211/tcp", f"{runs.banner}:{BANNER_PORT}/tcp"}

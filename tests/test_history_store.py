@@ -75,9 +75,11 @@ def test_same_results_recorded_once_and_ids_unique(history_url: str) -> None:
         assert len(store.runs(limit=1)) == 1
 
 
-def test_run_id_from_start_time_when_report_has_none(history_url: str) -> None:
+def test_run_id_from_run_dir_else_start_time(history_url: str) -> None:
     with open_history(history_url) as store:
         assert store.record(make_report(_ports(), start=T0)) == "20260301T120000Z"
+        later = make_report(_ports("9.6p1"), start=T0 + timedelta(hours=1))
+        assert store.record(later, run_dir="/x/flan-results/20260301T130002Z") == "20260301T130002Z"
 
 
 def test_previous_run_same_targets_earlier(history_url: str) -> None:

@@ -112,9 +112,11 @@ def _fingerprint(report: Report, rows: RunRows) -> str:
     return h.hexdigest()
 
 
-def _run_id_base(report: Report, now: datetime) -> str:
+def _run_id_base(report: Report, run_dir: str | None, now: datetime) -> str:
     if report.scan.run_id:
         return report.scan.run_id
+    if run_dir and Path(run_dir).name:
+        return Path(run_dir).name  # the result directory's timestamp name
     start = utc(report.scan.start) or now
     return start.strftime("%Y%m%dT%H%M%SZ")
 
@@ -142,7 +144,8 @@ class HistoryStore:
     # ------------------------------------------------------------------ writing
 
     def record(self, report: Report, *, run_dir: str | None = None, source: str = "scan") -> str:
-        """Record a run and return its id; the same results recorded again return the first id."""
+        """Record a run and return its id (the report's run id, else the name of `run_dir`, else
+        the start time); the same results recorded again return the first id."""
         rows = rows_from_report(report)
         fingerprint = _fingerprint(report, rows)
         now = datetime.now(UTC)
@@ -152,7 +155,7 @@ class HistoryStore:
             existing = self.db.query("SELECT id FROM runs WHERE fingerprint = ?", (fingerprint,))
             if existing:
                 return str(existing[0][0])
-            base = _run_id_base(report, now)
+            base = _run_id_base(report, run_dir, now)
             taken = {
                 r[0]
                 for r in self.db.query(
@@ -267,7 +270,9 @@ class HistoryStore:
             where = "WHERE target_key = ? AND fingerprint <> ?"
             params.append(_fingerprint(report, rows_from_report(report)))
             if report.scan.start is not None:
-                where += " AND started_at < ?"
+                # Same start (e.g. shards of one scan) counts as earlier: the fingerprint
+                # already excludes the report itself.
+                where += " AND started_at <= ?"
                 params.append(_ts(report.scan.start))
             refs = self._refs(where, params, limit=1)
         else:
