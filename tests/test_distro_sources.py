@@ -180,3 +180,45 @@ def test_ubuntu_precedence_fixed_and_standard_win(tmp_path: Path, reverse: bool)
         "jammy": ("resolved", "1:8.9p1-3ubuntu0.10", "USN-6859-1"),
         "focal": ("resolved", "1:8.2p1-4ubuntu0.11", "USN-6859-1"),
     }
+
+
+def test_update_downloads_trackers_from_a_local_server(tmp_path: Path) -> None:
+    """`flan db update` for the two tracker sources, served over HTTP on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    from flanscan._vulndb import update_db
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "json").write_bytes(TRACKER.read_bytes())
+    with zipfile.ZipFile(served / "all.zip", "w") as zf:
+        for record in sorted((DATA / "ubuntu-osv").glob("*.json")):
+            zf.write(record, record.name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    urls = {"debian": f"{base}/json", "ubuntu": f"{base}/all.zip"}
+    db_path = tmp_path / "db" / "vulndb.sqlite3"
+    try:
+        first = update_db(db_path, urls=urls, only=("debian", "ubuntu"), timeout=10)
+        again = update_db(db_path, urls=urls, only=("debian", "ubuntu"), timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.changed and {s for s, _ in first.files} == {"debian", "ubuntu"}
+    assert not again.changed  # same content: nothing rebuilt
+    db = VulnDb.open(db_path)
+    try:
+        tracker = tracker_for(db)
+        assert tracker is not None
+        assert tracker.covers("debian", "bookworm") and tracker.covers("ubuntu", "jammy")
+        debian_rows = db.connection.execute(
+            "SELECT count(*) FROM distro_fix WHERE distribution = 'debian'"
+        ).fetchone()[0]
+        assert debian_rows == len(expected_debian_rows())
+    finally:
+        db.close()
