@@ -6,6 +6,7 @@ counts as fixed/closed/gone only when the new run scanned it; otherwise it is "n
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 
@@ -116,8 +117,14 @@ def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> Ch
 
     # --- hosts
     gone_hosts: set[str] = set()  # disappeared or not checked: no per-port items for them
+    new_ports_by_host: dict[str, int] = defaultdict(int)
+    for k in new.services:
+        new_ports_by_host[k[0]] += 1
+    old_findings_by_port: dict[tuple[str, int, str], int] = defaultdict(int)
+    for f in old.findings.values():
+        old_findings_by_port[(f.address, f.port, f.protocol)] += 1
     for addr in sorted(new_up - old_up, key=_addr_key):
-        ports = sum(1 for k in new.services if k[0] == addr)
+        ports = new_ports_by_host.get(addr, 0)
         items.append(
             ChangeItem(
                 ChangeKind.HOST_APPEARED,
@@ -189,7 +196,7 @@ def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> Ch
             reason = "its scan worker did not finish"
         if reason:
             unchecked_ports.add(key)
-            n = sum(1 for f in old.findings.values() if (f.address, f.port, f.protocol) == key)
+            n = old_findings_by_port.get(key, 0)
             tail = f"; {n} finding{'s' if n != 1 else ''} not rechecked" if n else ""
             items.append(
                 ChangeItem(
@@ -311,6 +318,7 @@ def _in_incomplete(rows: RunRows, address: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=65536)
 def _addr_key(address: str) -> tuple[int, str]:
     try:
         ip = ipaddress.ip_address(address)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from flanscan._model import Confidence, FindingStatus, Report, ScanSummary
 
+_OPEN_STATUSES = frozenset(s.value for s in FindingStatus if s.is_open)
+
 PortKey = tuple[str, int, str]  # address, port, protocol
 FindingKey = tuple[str, str, int, str]  # vuln id, address, port, protocol
 
@@ -65,7 +67,7 @@ class FindingRow:
 
     @property
     def is_open(self) -> bool:
-        return FindingStatus(self.status).is_open
+        return self.status in _OPEN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -149,23 +151,21 @@ def rows_from_report(report: Report) -> RunRows:
             f = sf.finding
             vuln = f.vulnerability
             sup = f.suppression
+            # One template per finding, copied per location (dataclasses.replace is slower).
+            template = (
+                f.status.value,
+                f.confidence.value,
+                int(f.severity),
+                vuln.cvss.score if vuln.cvss else None,
+                vuln.kev is not None,
+                vuln.kev.date_added if vuln.kev else None,
+                sup.source if sup else None,
+                sup.reason if sup else None,
+                sup.owner if sup else None,
+                sup.expires if sup else None,
+            )
             for loc in sf.locations:
-                row = FindingRow(
-                    vuln_id=vuln.id,
-                    address=loc.address,
-                    port=loc.port,
-                    protocol=loc.protocol,
-                    status=f.status.value,
-                    confidence=f.confidence.value,
-                    severity=int(f.severity),
-                    cvss=vuln.cvss.score if vuln.cvss else None,
-                    kev=vuln.kev is not None,
-                    kev_date_added=vuln.kev.date_added if vuln.kev else None,
-                    suppression_source=sup.source if sup else None,
-                    suppression_reason=sup.reason if sup else None,
-                    suppression_owner=sup.owner if sup else None,
-                    suppression_expires=sup.expires if sup else None,
-                )
+                row = FindingRow(vuln.id, loc.address, loc.port, loc.protocol, *template)
                 rows.findings.setdefault(row.key, row)
     # Hosts listed without a port count get one from the services seen.
     counts: dict[str, int] = {}
