@@ -22,7 +22,8 @@ Exit codes:
 # name -> "module:attribute"; imported only when the command runs, so `flan --help` stays fast
 # and one command's optional dependencies never break another.
 COMMANDS: dict[str, str] = {
-    # "scan": "flanscan._cli.scan:scan",  -- each command module adds its own line here
+    # each command module adds its own line here
+    "scan": "flanscan._cli.scan:scan",
     "db": "flanscan._cli.db:db",
     "report": "flanscan._cli.report:report",
     "history": "flanscan._cli.history:history",

@@ -1,0 +1,279 @@
+"""`flan scan`: scan targets with concurrent Nmap workers, then write the reports."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from flanscan._cli import EXIT_CODES_HELP
+
+FORMAT_CHOICES = ("json", "html", "md", "csv", "tex", "pdf")
+DEFAULT_FORMATS = ("html", "json")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+class _ScanCommand(click.Command):
+    """`flan scan ... -- NMAP_FLAGS`: everything after the first `--` goes to Nmap untouched."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            i = args.index("--")
+            ctx.meta["flan.nmap_args"] = tuple(args[i + 1 :])
+            args = args[:i]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- NMAP_FLAGS...]"]
+
+
+EPILOG = (
+    """\b
+Examples:
+  flan scan 127.0.0.1
+  flan scan -iL ips.txt --exclude-file skip.txt --ports all
+  flan scan 127.0.0.1 --format md --format csv -- -sU -p U:161
+  flan scan ::1 -- -6
+
+"""
+    + EXIT_CODES_HELP
+)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (e.g. a Kubernetes pod stopping) like Ctrl-C: stop Nmap, keep the XML."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _display() -> Any:
+    from flanscan._scan.display import LiveDisplay, PlainDisplay
+
+    if sys.stdout.isatty() and sys.stderr.isatty():
+        from rich.console import Console
+
+        return LiveDisplay(Console(stderr=True))
+    return PlainDisplay(sys.stderr)
+
+
+@click.command(cls=_ScanCommand, epilog=EPILOG)
+@click.argument("targets", metavar="[TARGET]...", nargs=-1)
+@click.option(
+    "-iL",
+    "target_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    help="Read targets from FILE (Flan's ips.txt: one address, CIDR, range or hostname per "
+    "line; # comments). Repeatable.",
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="TARGETS",
+    help="Do not scan these (comma-separated, like Nmap's --exclude). Repeatable.",
+)
+@click.option(
+    "--exclude-file",
+    "exclude_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(path_type=Path),
+    help="Do not scan the targets listed in FILE (ips.txt format). Repeatable.",
+)
+@click.option(
+    "--ports",
+    type=click.Choice(["top1000", "all"]),
+    default="top1000",
+    show_default=True,
+    help="top1000: the original profile (SYN scan of Nmap's top 1000 TCP ports, -sV). "
+    "all: every TCP port, then -sV only on the open ones.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Nmap processes run at once (default: from the number of hosts and CPU cores).",
+)
+@click.option(
+    "--vulners",
+    is_flag=True,
+    help="Also run the original's vulners NSE script (needs internet access to vulners.com).",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory of this run: xml/, run.json, report.<ext> "
+    "(default: ./flan-results/<UTC timestamp>/).",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(FORMAT_CHOICES),
+    help="Report format (repeatable; default: html and json).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Vulnerability database to use (default: FLAN_DB or the user cache directory).",
+)
+@click.option("--no-db", is_flag=True, help="Do not match vulnerabilities; list services only.")
+@click.option(
+    "--suppressions",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Exception rules (owner, reason, expiry) for accepted findings.",
+)
+@click.option(
+    "--history",
+    metavar="URL_OR_PATH",
+    default=None,
+    help="Run history: an SQLite file or a postgresql:// URL "
+    "(default: history.sqlite3 next to the run directories).",
+)
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="Send an alert about new findings to URL (repeatable).",
+)
+@click.option(
+    "--notify-min-severity",
+    type=click.Choice(SEVERITIES),
+    default="high",
+    show_default=True,
+    help="Least severity that triggers an alert.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "high", "medium", "kev"]),
+    default=None,
+    help="Exit with status 1 when an open finding is at least this severe (kev: in CISA KEV).",
+)
+@click.option(
+    "--show-product-only",
+    is_flag=True,
+    help="List CVEs matched on the product alone (version unknown), not just their count.",
+)
+def scan(
+    targets: tuple[str, ...],
+    target_files: tuple[Path, ...],
+    excludes: tuple[str, ...],
+    exclude_files: tuple[Path, ...],
+    ports: str,
+    workers: int | None,
+    vulners: bool,
+    output_dir: Path | None,
+    formats: tuple[str, ...],
+    db_path: Path | None,
+    no_db: bool,
+    suppressions: Path | None,
+    history: str | None,
+    notify: tuple[str, ...],
+    notify_min_severity: str,
+    fail_on: str | None,
+    show_product_only: bool,
+) -> None:
+    """Scan TARGETs (addresses, CIDR networks, Nmap-style ranges such as 10.0.0.1-20, or
+    hostnames) with Nmap and write a service-centred report.
+
+    Targets are split over several Nmap processes; the raw XML of each is kept in the run's
+    xml/ directory, and what was asked and done in run.json. Nmap flags after `--` are passed
+    through (e.g. `-- -sU -p U:161`, `-- -6`). Without root, a TCP connect scan replaces the
+    SYN scan. Ctrl-C stops Nmap, keeps the XML, reports what finished and exits with 3.
+    The path of the report is the last line printed.
+    """
+    from flanscan._errors import ScanIncomplete, UsageError
+    from flanscan._scan import ScanOptions, default_run_dir, run_scan
+    from flanscan._targets import (
+        parse_exclude_option,
+        parse_target,
+        read_targets_file,
+    )
+
+    nmap_args: tuple[str, ...] = click.get_current_context().meta.get("flan.nmap_args", ())
+    specs = [parse_target(t, f"target argument {i}") for i, t in enumerate(targets, 1)]
+    for path in target_files:
+        file_specs = read_targets_file(path)
+        if not file_specs:
+            raise UsageError(f"{path}: no targets in this file (only comments or blank lines)")
+        specs.extend(file_specs)
+    if not specs:
+        raise UsageError("no targets: give TARGET arguments or -iL FILE (see flan scan --help)")
+    exclude_specs = [s for value in excludes for s in parse_exclude_option(value)]
+    for path in exclude_files:
+        exclude_specs.extend(read_targets_file(path))
+    if no_db and db_path is not None:
+        raise UsageError("--db and --no-db cannot be used together: drop one")
+
+    from flanscan._pipeline import ReportOptions, report_run
+
+    report_options = ReportOptions(
+        formats=tuple(dict.fromkeys(formats)) or DEFAULT_FORMATS,
+        db_path=db_path,
+        use_db=not no_db,
+        suppressions=suppressions,
+        show_product_only=show_product_only,
+        history=history,
+        notify=notify,
+        notify_min_severity=notify_min_severity,
+        fail_on=fail_on,
+    )
+    options = ScanOptions(
+        targets=tuple(specs),
+        excludes=tuple(exclude_specs),
+        output_dir=output_dir or default_run_dir(),
+        ports=ports,
+        workers=workers,
+        extra_args=nmap_args,
+        vulners=vulners,
+    )
+    with _sigterm_as_interrupt():
+        result = run_scan(options, _display())
+    try:
+        outcome = report_run(result.run_dir, result.summary(), report_options)
+    except KeyboardInterrupt:
+        raise ScanIncomplete(
+            f"interrupted while writing the reports; raw Nmap XML kept in {result.run_dir / 'xml'}"
+            f" (rebuild with: flan report {result.run_dir})"
+        ) from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for message in outcome.messages:
+        click.echo(message, err=True)
+    # The first format asked for is "the report": its path is the last line printed.
+    paths = outcome.report_paths
+    for path in paths[1:] + paths[:1]:
+        click.echo(str(path))
+    if not result.complete:
+        what = "interrupted" if result.interrupted else "incomplete (a Nmap worker failed)"
+        raise ScanIncomplete(
+            f"scan {what}: the report covers what finished; "
+            f"{len(result.incomplete_targets)} target(s) not fully checked (see {result.run_dir}"
+            "/run.json)"
+        )
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)

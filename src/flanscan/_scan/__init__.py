@@ -1,0 +1,26 @@
+"""The scan engine: concurrent Nmap workers, raw XML per worker, progress, `run.json`."""
+
+from flanscan._scan.engine import (
+    PORTS_CHOICES,
+    ScanOptions,
+    ScanResult,
+    WorkerStatus,
+    default_run_dir,
+    default_workers,
+    run_scan,
+)
+from flanscan._scan.progress import NullProgress, ProgressSink, RecordingProgress, ScanProgress
+
+__all__ = [
+    "PORTS_CHOICES",
+    "NullProgress",
+    "ProgressSink",
+    "RecordingProgress",
+    "ScanOptions",
+    "ScanProgress",
+    "ScanResult",
+    "WorkerStatus",
+    "default_run_dir",
+    "default_workers",
+    "run_scan",
+]

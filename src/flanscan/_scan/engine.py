@@ -1,0 +1,802 @@
+"""Run a scan: split targets over concurrent Nmap processes, keep every XML, record the run.
+
+Two profiles:
+- "top1000" (the original Flan Scan's scan): ping discovery, SYN scan of Nmap's top 1000 TCP
+  ports and service detection (-sV), in `workers` processes over shares of the targets.
+- "all": a fast SYN scan of all 65535 TCP ports (no -sV) in `workers` processes; each open
+  port is handed, as soon as Nmap reports it, to a service-detection (-sV) process, so that
+  services are probed in parallel while discovery goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flanscan import __version__
+from flanscan._errors import EnvironmentProblem, UsageError
+from flanscan._model import ScanSummary
+from flanscan._scan import nmapout
+from flanscan._scan.nmapargs import PassThrough
+from flanscan._scan.process import LineQueue, NmapProcess, find_nmap, nmap_version
+from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress
+from flanscan._scan.runfile import write_json
+from flanscan._targets import TargetChunk, TargetSet, TargetSpec, split_targets
+
+PORTS_CHOICES = ("top1000", "all")
+
+# Nmap's own progress lines every so often (parsed for the live display).
+STATS_EVERY = "2s"
+# Floor rate for the all-ports discovery: without it a filtered host takes minutes per 65535.
+DISCOVERY_MIN_RATE = 1000
+# Service detection: how long an open port may wait to be batched with others, and how many
+# ports one -sV process takes at least (when that many are waiting).
+RELEASE_AFTER = 1.0
+MIN_SERVICE_BATCH = 16
+# Above this many targets a worker reads them from a file instead of the command line.
+INLINE_TARGETS = 16
+
+PROFILE_TEXT = {
+    "top1000": "ping discovery, {scan} scan of Nmap's top 1000 TCP ports, service detection (-sV)",
+    "all": "ping discovery, {scan} scan of all 65535 TCP ports, then service detection (-sV) "
+    "on the open ports",
+}
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What to scan and how. `output_dir` is the run's directory (created if missing)."""
+
+    targets: tuple[TargetSpec, ...]
+    output_dir: Path
+    excludes: tuple[TargetSpec, ...] = ()
+    ports: str = "top1000"  # "top1000" | "all"
+    workers: int | None = None  # None: chosen from the number of hosts and CPU cores
+    extra_args: tuple[str, ...] = ()  # Nmap flags passed through after `--`
+    vulners: bool = False  # add the (online-only) vulners NSE script
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One Nmap process of a run and how it ended."""
+
+    name: str
+    phase: str  # "scan" | "discovery" | "service"
+    targets: tuple[str, ...]
+    command: tuple[str, ...]
+    xml: Path  # relative to the run directory
+    log: Path
+    status: str = "pending"  # pending | running | done | failed | interrupted | not-started
+    exit_code: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    error: str | None = None
+    hosts: int = 0  # hosts it covers
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "targets": list(self.targets),
+            "hosts": self.hosts,
+            "command": shlex.join(self.command),
+            "xml": str(self.xml),
+            "log": str(self.log),
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan did: where its XML is, which Nmap commands ran, and whether it finished."""
+
+    run_dir: Path
+    targets: tuple[str, ...]
+    excludes: tuple[str, ...]
+    profile: str  # "top1000" | "all"
+    profile_description: str
+    ports: str  # port scope in Nmap's words: "top-1000", "1-65535", "U:161"
+    nmap_path: str
+    nmap_version: str
+    start: datetime
+    end: datetime
+    workers: tuple[WorkerStatus, ...]
+    complete: bool
+    interrupted: bool = False
+    warnings: tuple[str, ...] = ()
+    incomplete_targets: tuple[str, ...] = ()
+    hosts_total: int = 0
+    hosts_up: int = 0
+    hosts_down: int = 0
+    open_ports: int = 0
+    services: int = 0
+
+    @property
+    def xml_files(self) -> tuple[Path, ...]:
+        """Absolute paths of the XML files Nmap wrote (empty files left out)."""
+        paths = [self.run_dir / w.xml for w in self.workers if w.status != "not-started"]
+        return tuple(p for p in paths if p.is_file() and p.stat().st_size > 0)
+
+    @property
+    def nmap_commands(self) -> tuple[str, ...]:
+        return tuple(shlex.join(w.command) for w in self.workers if w.status != "not-started")
+
+    def summary(self) -> ScanSummary:
+        """The report's header: what was scanned, how and when."""
+        return ScanSummary(
+            targets=self.targets,
+            excluded=self.excludes,
+            nmap_commands=self.nmap_commands,
+            nmap_version=self.nmap_version or None,
+            start=self.start,
+            end=self.end,
+            profile=self.profile_description,
+            xml_files=tuple(str(p) for p in self.xml_files),
+            warnings=self.warnings,
+            hosts_up=self.hosts_up,
+            hosts_down=self.hosts_down,
+            ports=self.ports,
+            incomplete_targets=self.incomplete_targets,
+            run_id=self.run_dir.name,
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_workers(hosts: int | None = None, cores: int | None = None) -> int:
+    """Nmap processes to run at once: Nmap mostly waits on the network, so a few per core;
+    never more port-scanning processes than hosts (`hosts=None` for service detection)."""
+    cores = cores or os.cpu_count() or 1
+    per_cores = max(4, min(32, 4 * cores))
+    return max(1, per_cores if hosts is None else min(hosts, per_cores))
+
+
+def default_run_dir(base: Path = Path("flan-results"), now: datetime | None = None) -> Path:
+    """`base/<UTC timestamp>/`, made unique when a run of the same second exists."""
+    stamp = (now or _now()).strftime("%Y-%m-%dT%H%M%SZ")
+    candidate = base / stamp
+    n = 2
+    while candidate.exists():
+        candidate = base / f"{stamp}-{n}"
+        n += 1
+    return candidate
+
+
+def _privileged(extra: PassThrough) -> bool:
+    return os.geteuid() == 0 or extra.has("--privileged") or bool(os.environ.get("NMAP_PRIVILEGED"))
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class _Job:
+    """A planned or running Nmap process."""
+
+    status: WorkerStatus
+    count: int
+    proc: NmapProcess | None = None
+    parser: nmapout.NmapOutputParser = field(default_factory=nmapout.NmapOutputParser)
+    hosts_completed: int = 0
+    remaining: float | None = None
+    remaining_at: float = 0.0
+    done_line: nmapout.Done | None = None
+    service_keys: tuple[tuple[str, str, int], ...] = ()
+    counts_hosts: bool = True  # False for the known-ports pass (the full pass counts them)
+
+
+class _Plan:
+    """Turns options into Nmap command lines; knows the profile's flags."""
+
+    def __init__(self, options: ScanOptions, targets: TargetSet, run_dir: Path) -> None:
+        self.options = options
+        self.run_dir = run_dir
+        self.extra = PassThrough.parse(options.extra_args)
+        self.targets = targets
+        self.notes: list[str] = []
+        self.privileged = _privileged(self.extra)
+        user_type = self.extra.tcp_scan_type
+        if user_type is None and not self.privileged:
+            self.notes.append(
+                "not running as root: Nmap cannot send raw packets, so flan uses a TCP connect "
+                "scan (-sT) instead of a SYN scan; run as root for the original profile"
+            )
+        self.tcp_flag = user_type or ("-sS" if self.privileged else "-sT")
+        self.scan_word = {"-sS": "SYN", "-sT": "TCP connect"}.get(self.tcp_flag, self.tcp_flag)
+        self._check_families()
+        self.port_expr = self._check_ports()
+
+    def _check_families(self) -> None:
+        if self.extra.ipv6 and self.targets.v4.count:
+            raise UsageError(
+                f"Nmap flag -6 scans IPv6 only, but IPv4 target(s) were given (first: "
+                f"{self.targets.v4.at(0)}); scan them in a separate run"
+            )
+
+    def _check_ports(self) -> str | None:
+        """For --ports all: Nmap's -p value (all TCP ports plus the user's UDP/SCTP ports)."""
+        if self.options.ports != "all":
+            return None
+        if self.extra.has("--top-ports", "--port-ratio", "-F"):
+            raise UsageError(
+                "--ports all scans every TCP port: remove --top-ports/-F from the Nmap flags"
+            )
+        spec = self.extra.value("-p")
+        others = []
+        if spec is not None:
+            proto = None
+            for part in spec.split(","):
+                if part[:2].upper() in ("T:", "U:", "S:", "P:"):
+                    proto = part[0].upper()
+                if proto in (None, "T"):
+                    raise UsageError(
+                        f"--ports all scans every TCP port: the Nmap flag -p {spec} names TCP "
+                        "ports; keep only U:/S: ports (e.g. -p U:161) or drop --ports all"
+                    )
+                others.append(part)
+        if self.extra.udp and not any(p.upper().startswith("U:") for p in others):
+            raise UsageError(
+                "--ports all with -sU: say which UDP ports to scan, e.g. `-- -sU -p U:53,161`"
+            )
+        return ",".join(["T:1-65535", *others])
+
+    @property
+    def ports_label(self) -> str:
+        if self.options.ports == "all":
+            return self.port_expr.replace("T:1-65535", "1-65535") if self.port_expr else "1-65535"
+        return self.extra.port_spec or "top-1000"
+
+    @property
+    def description(self) -> str:
+        text = PROFILE_TEXT[self.options.ports].format(scan=self.scan_word)
+        if self.options.vulners:
+            text += ", vulners NSE script"
+        if self.extra.words:
+            text += f"; extra Nmap flags: {shlex.join(self.extra.words)}"
+        return text
+
+    def _target_args(self, name: str, chunk_targets: Sequence[str]) -> list[str]:
+        if len(chunk_targets) <= INLINE_TARGETS:
+            return list(chunk_targets)
+        path = Path("targets") / f"{name}.txt"
+        (self.run_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / path).write_text("".join(f"{t}\n" for t in chunk_targets))
+        return ["-iL", str(path)]
+
+    def _tail(self, name: str) -> list[str]:
+        return ["-v", "--stats-every", STATS_EVERY, "-oX", str(Path("xml") / f"{name}.xml")]
+
+    def _excludes(self) -> list[str]:
+        return ["--excludefile", "targets/exclude.txt"] if self.options.excludes else []
+
+    def scan_job(self, name: str, chunk: TargetChunk) -> list[str]:
+        """One worker of the top1000 profile."""
+        argv = ["nmap"]
+        if not self.extra.has("-sU", "-sY", "-sZ", "-sO", "-sn") and not self.extra.tcp_scan_type:
+            argv.append(self.tcp_flag)
+        argv.append("-sV")
+        if chunk.family == 6 and not self.extra.ipv6:
+            argv.append("-6")
+        argv += self.extra.words
+        if self.options.vulners:
+            argv += ["--script", "vulners"]
+        argv += self._tail(name) + self._excludes()
+        return argv + self._target_args(name, chunk.targets)
+
+    def discovery_job(self, name: str, chunk: TargetChunk) -> list[str]:
+        """One port-discovery worker of the all-ports profile (no -sV)."""
+        argv = ["nmap"]
+        if not self.extra.tcp_scan_type:
+            argv.append(self.tcp_flag)
+        assert self.port_expr is not None
+        argv += ["-p", self.port_expr, "-T4", "--min-rate", str(DISCOVERY_MIN_RATE)]
+        # The known-ports pass covers the ports in nmap-services ("[-]" in Nmap's syntax).
+        excluded = self.extra.value("--exclude-ports")
+        argv += ["--exclude-ports", "T:[-]" + (f",{excluded}" if excluded else "")]
+        # Reverse DNS of every target before the port scan costs seconds to minutes where no
+        # resolver answers; names can be asked for with -- -R.
+        if not self.extra.resolves_names():
+            argv.append("-n")
+        if chunk.family == 6:
+            argv.append("-6")
+        argv += self.extra.discovery_words(drop=("--exclude-ports",))
+        argv += self._tail(name) + self._excludes()
+        return argv + self._target_args(name, chunk.targets)
+
+    def known_ports_job(self, name: str, chunk: TargetChunk) -> list[str]:
+        """The quick discovery pass: the TCP ports listed in Nmap's nmap-services only."""
+        argv = ["nmap", *([] if self.extra.tcp_scan_type else [self.tcp_flag])]
+        argv += ["-p", "T:[-]", "-T4"]
+        if not self.extra.resolves_names():
+            argv.append("-n")
+        if chunk.family == 6:
+            argv.append("-6")
+        argv += self.extra.discovery_words(drop=("-sU", "-sY", "-sZ"))
+        argv += self._tail(name) + self._excludes()
+        return argv + self._target_args(name, chunk.targets)
+
+    def service_job(self, name: str, keys: Sequence[tuple[str, str, int]]) -> list[str]:
+        """A service-detection process for some open ports found by discovery."""
+        hosts = list(dict.fromkeys(addr for addr, _, _ in keys))
+        by_proto: dict[str, list[int]] = {}
+        for _, proto, port in keys:
+            by_proto.setdefault(proto, [])
+            if port not in by_proto[proto]:
+                by_proto[proto].append(port)
+        letters = {"tcp": "T", "udp": "U", "sctp": "S"}
+        ports = ",".join(
+            f"{letters[proto]}:{','.join(str(p) for p in sorted(nums))}"
+            for proto, nums in sorted(by_proto.items(), key=lambda kv: "tus".index(kv[0][0]))
+        )
+        argv = ["nmap", "-sV", "-Pn", "-n"]
+        if "tcp" in by_proto:
+            argv.append(self.extra.tcp_scan_type or self.tcp_flag)
+        if "udp" in by_proto:
+            argv.append("-sU")
+        if "sctp" in by_proto:
+            argv.append("-sY")
+        argv += ["-p", ports, "-T4"]
+        if ":" in hosts[0]:
+            argv.append("-6")
+        scan_types = ("-sS", "-sT", "-sA", "-sW", "-sM", "-sN", "-sF", "-sX", "-sU", "-sY")
+        argv += [w for w in self.extra.service_words() if w not in scan_types]
+        if self.options.vulners:
+            argv += ["--script", "vulners"]
+        return argv + self._tail(name) + hosts
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _Run:
+    def __init__(
+        self, options: ScanOptions, plan: _Plan, nmap: str, version: str, sink: ProgressSink
+    ) -> None:
+        self.options = options
+        self.plan = plan
+        self.nmap = nmap
+        self.version = version
+        self.sink = sink
+        self.run_dir = options.output_dir
+        self.lines: LineQueue = queue.Queue()
+        self.jobs: list[_Job] = []
+        self.start = _now()
+        self.t0 = time.monotonic()
+        if options.workers:
+            self.workers = options.workers
+        elif options.ports == "all":
+            # Sending 65535 probes per host is CPU-bound where the network is fast: about one
+            # process per core; Nmap runs many hosts in parallel inside each.
+            self.workers = max(1, min(plan.targets.count, max(2, os.cpu_count() or 1)))
+        else:
+            self.workers = default_workers(plan.targets.count)
+        # Service probes wait on the network, one port each: they may outnumber the hosts.
+        self.service_slots = options.workers or default_workers()
+        self.interrupted = False
+        self.warnings: list[str] = list(plan.notes)
+        # all-ports bookkeeping: (address, protocol, port)
+        self.open_keys: dict[tuple[str, str, int], None] = {}
+        self.pending: list[tuple[str, str, int]] = []
+        self._pending_since: dict[tuple[str, str, int], tuple[float, _Job]] = {}
+        self.identified: set[tuple[str, str, int]] = set()
+        self.service_seq = 0
+        self._last_update = 0.0
+        self._last_runfile = 0.0
+        self._job_of: dict[int, _Job] = {}
+
+    # ---------------------------------------------------------------- jobs
+
+    def _add_job(self, name: str, phase: str, argv: list[str], targets: Sequence[str],
+                 count: int) -> _Job:  # fmt: skip
+        status = WorkerStatus(
+            name=name,
+            phase=phase,
+            targets=tuple(targets),
+            command=tuple(argv),
+            xml=Path("xml") / f"{name}.xml",
+            log=Path("logs") / f"{name}.log",
+            hosts=count,
+        )
+        job = _Job(status, count)
+        self.jobs.append(job)
+        return job
+
+    def _launch(self, job: _Job) -> None:
+        argv = [self.nmap, *job.status.command[1:]]
+        job.proc = NmapProcess(argv, self.run_dir, self.run_dir / job.status.log, self.lines)
+        self._job_of[id(job.proc)] = job
+        try:
+            job.proc.start()
+        except OSError as exc:
+            job.status = replace(
+                job.status, status="failed", error=f"cannot start nmap: {exc}", start=_now(),
+                end=_now(),
+            )  # fmt: skip
+            job.proc = None
+            return
+        job.status = replace(job.status, status="running", start=_now())
+
+    def _running(self, phase: str | None = None) -> list[_Job]:
+        return [
+            j for j in self.jobs
+            if j.status.status == "running" and (phase is None or j.status.phase == phase)
+        ]  # fmt: skip
+
+    # ---------------------------------------------------------------- output
+
+    def _on_line(self, job: _Job, line: str) -> None:
+        event = job.parser.feed(line)
+        if event is None:
+            return
+        if isinstance(event, nmapout.OpenPort):
+            self._open(job, event.address, event.protocol, event.port)
+        elif isinstance(event, nmapout.PortLine):
+            if event.state == "open" or (
+                event.state == "open|filtered" and event.protocol == "udp"
+            ):
+                self._open(job, event.address, event.protocol, event.port)
+            if event.identified and event.state == "open" and job.status.phase != "discovery":
+                self.identified.add((event.address, event.protocol, event.port))
+        elif isinstance(event, nmapout.Stats):
+            job.hosts_completed = event.hosts_completed
+        elif isinstance(event, nmapout.Timing):
+            job.remaining = event.remaining
+            job.remaining_at = time.monotonic()
+        elif isinstance(event, nmapout.Done):
+            job.done_line = event
+
+    def _open(self, job: _Job, address: str, protocol: str, port: int) -> None:
+        key = (address, protocol, port)
+        if key in self.open_keys:
+            return
+        self.open_keys[key] = None
+        if job.status.phase == "discovery" and not self.interrupted:
+            self.pending.append(key)
+            self._pending_since[key] = (time.monotonic(), job)
+
+    def _on_exit(self, job: _Job) -> None:
+        assert job.proc is not None
+        code = job.proc.wait()
+        if code == 0:
+            status, error = "done", None
+        elif self.interrupted:
+            status, error = "interrupted", "stopped by the user"
+        else:
+            status = "failed"
+            error = job.proc.error_message() or f"nmap exited with status {code}"
+        job.status = replace(job.status, status=status, exit_code=code, end=_now(), error=error)
+        if status == "done":
+            job.hosts_completed = job.count
+
+    # ---------------------------------------------------------------- scheduling
+
+    def _launch_services(self) -> None:
+        slots = self.service_slots - len(self._running("service"))
+        now = time.monotonic()
+        # A port waits until the discovery process that found it ends, or RELEASE_AFTER: one
+        # Nmap probes many ports in parallel, so a burst is better served by one process than
+        # by a process per port, each paying Nmap's start-up (CPU) cost.
+        ready = [
+            k for k in self.pending
+            if self._pending_since[k][1].status.status != "running"
+            or now - self._pending_since[k][0] >= RELEASE_AFTER
+        ]  # fmt: skip
+        while slots > 0 and ready:
+            # Spread a large backlog over all slots; keep a small one in a single process.
+            size = max(MIN_SERVICE_BATCH, math.ceil(len(ready) / self.service_slots))
+            batch, ready = ready[:size], ready[size:]
+            taken = set(batch)
+            self.pending = [k for k in self.pending if k not in taken]
+            self.service_seq += 1
+            name = f"service-{self.service_seq:04d}"
+            hosts = list(dict.fromkeys(k[0] for k in batch))
+            job = self._add_job(name, "service", self.plan.service_job(name, batch), hosts,
+                                len(hosts))  # fmt: skip
+            job.service_keys = tuple(batch)
+            self._launch(job)
+            slots -= 1
+
+    def _progress(self, finished: bool = False) -> ScanProgress:
+        now = time.monotonic()
+        done = 0
+        for job in self.jobs:
+            if job.status.phase in ("scan", "discovery") and job.counts_hosts:
+                done += job.count if job.status.status != "running" else job.hosts_completed
+        busy_hosts = {k[0] for k in self.pending}
+        for job in self._running("service"):
+            busy_hosts.update(k[0] for k in job.service_keys)
+        done = max(0, min(done - len(busy_hosts), self.plan.targets.count))
+        etas = [
+            max(0.0, j.remaining - (now - j.remaining_at))
+            for j in self._running()
+            if j.remaining is not None
+        ]
+        if finished:
+            phase = "interrupted" if self.interrupted else "finished"
+        elif self.options.ports == "all":
+            phases = []
+            if self._running("discovery"):
+                phases.append("discovering ports")
+            if self._running("service") or self.pending:
+                phases.append("detecting services")
+            phase = ", ".join(phases) or "detecting services"
+        else:
+            phase = "scanning"
+        return ScanProgress(
+            hosts_total=self.plan.targets.count,
+            hosts_done=self.plan.targets.count if finished and not self.interrupted else done,
+            open_ports=len(self.open_keys),
+            services=len(self.identified),
+            elapsed=now - self.t0,
+            eta=max(etas) if etas else None,
+            phase=phase,
+            running=len(self._running()),
+            finished=finished,
+        )
+
+    def _tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_update >= 0.25:
+            self._last_update = now
+            self.sink.update(self._progress())
+        if force or now - self._last_runfile >= 5:
+            self._last_runfile = now
+            self.write_runfile(end=None)
+
+    # ---------------------------------------------------------------- main loop
+
+    def plan_first_phase(self) -> None:
+        names_family = 6 if self.plan.extra.ipv6 else 4
+        chunks = split_targets(self.plan.targets, self.workers, names_family=names_family)
+        phase = "discovery" if self.options.ports == "all" else "scan"
+        width = max(2, len(str(len(chunks))))
+        if phase == "discovery":
+            # A quick pass over the ports Nmap knows a service for finds most services in a
+            # fraction of a second, so their -sV starts while the full pass is still running.
+            for i, chunk in enumerate(chunks, 1):
+                name = f"discovery-known-{i:0{width}d}"
+                argv = self.plan.known_ports_job(name, chunk)
+                job = self._add_job(name, phase, argv, chunk.targets, chunk.count)
+                job.counts_hosts = False
+        for i, chunk in enumerate(chunks, 1):
+            name = f"{phase}-{i:0{width}d}"
+            if phase == "scan":
+                argv = self.plan.scan_job(name, chunk)
+            else:
+                argv = self.plan.discovery_job(name, chunk)
+            self._add_job(name, phase, argv, chunk.targets, chunk.count)
+
+    def execute(self) -> None:
+        for job in self.jobs:
+            self._launch(job)
+        self.write_runfile(end=None)
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.sink.note("interrupted: stopping Nmap; the XML written so far is kept")
+            self._stop_all()
+            self._drain()
+        except BaseException:
+            self._stop_all()
+            raise
+
+    def _stop_all(self) -> None:
+        for job in self._running():
+            assert job.proc is not None
+            job.proc.stop()
+
+    def _loop(self) -> None:
+        while True:
+            if self.options.ports == "all":
+                self._launch_services()
+            if not self._running() and not self.pending:
+                break
+            try:
+                proc, line = self.lines.get(timeout=0.25)
+            except queue.Empty:
+                self._tick()
+                continue
+            job = self._job_of[id(proc)]
+            if line is None:
+                self._on_exit(job)
+                self._tick(force=True)
+            else:
+                self._on_line(job, line)
+                self._tick()
+
+    def _drain(self) -> None:
+        """After stopping: collect the exits of every process that was running."""
+        deadline = time.monotonic() + 15
+        while self._running() and time.monotonic() < deadline:
+            try:
+                proc, line = self.lines.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            job = self._job_of[id(proc)]
+            if line is None:
+                self._on_exit(job)
+            else:
+                self._on_line(job, line)
+        for job in self._running():
+            job.status = replace(job.status, status="interrupted", end=_now())
+
+    # ---------------------------------------------------------------- results
+
+    def incomplete(self) -> list[str]:
+        targets: list[str] = []
+        for job in self.jobs:
+            if job.status.status not in ("done",):
+                targets.extend(job.status.targets)
+        targets.extend(k[0] for k in self.pending)
+        return list(dict.fromkeys(targets))
+
+    def finish_warnings(self) -> None:
+        for job in self.jobs:
+            if job.status.status == "failed":
+                self.warnings.append(
+                    f"Nmap worker {job.status.name} failed ({job.status.error}); its targets "
+                    f"were not fully checked (log: {job.status.log})"
+                )
+        if self.pending:
+            self.warnings.append(
+                f"{len(self.pending)} open port(s) found by discovery were never probed for "
+                "their service (scan interrupted)"
+            )
+        if self.interrupted:
+            self.warnings.append("the scan was interrupted; results cover only what finished")
+
+    def counts(self) -> tuple[int, int]:
+        up = down = 0
+        for job in self.jobs:
+            if job.counts_hosts and job.status.phase != "service" and job.done_line is not None:
+                up += job.done_line.hosts_up
+                down += job.done_line.addresses - job.done_line.hosts_up
+        return up, down
+
+    def result(self, end: datetime) -> ScanResult:
+        incomplete = self.incomplete()
+        up, down = self.counts()
+        return ScanResult(
+            run_dir=self.run_dir,
+            targets=tuple(s.text for s in self.options.targets),
+            excludes=tuple(s.text for s in self.options.excludes),
+            profile=self.options.ports,
+            profile_description=self.plan.description,
+            ports=self.plan.ports_label,
+            nmap_path=self.nmap,
+            nmap_version=self.version,
+            start=self.start,
+            end=end,
+            workers=tuple(j.status for j in self.jobs),
+            complete=not incomplete and not self.interrupted,
+            interrupted=self.interrupted,
+            warnings=tuple(self.warnings),
+            incomplete_targets=tuple(incomplete),
+            hosts_total=self.plan.targets.count,
+            hosts_up=up,
+            hosts_down=down,
+            open_ports=len(self.open_keys),
+            services=len(self.identified),
+        )
+
+    def write_runfile(self, end: datetime | None, result: ScanResult | None = None) -> None:
+        if result is not None:
+            status = "complete" if result.complete else (
+                "interrupted" if result.interrupted else "incomplete"
+            )  # fmt: skip
+        else:
+            status = "running"
+        data: dict[str, object] = {
+            "flanscan_version": __version__,
+            "run_id": self.run_dir.name,
+            "status": status,
+            "targets": [s.text for s in self.options.targets],
+            "excludes": [s.text for s in self.options.excludes],
+            "target_count": self.plan.targets.count,
+            "profile": self.options.ports,
+            "profile_description": self.plan.description,
+            "ports": self.plan.ports_label,
+            "scan_type": self.plan.tcp_flag,
+            "privileged": self.plan.privileged,
+            "extra_args": list(self.options.extra_args),
+            "vulners": self.options.vulners,
+            "nmap": {"path": self.nmap, "version": self.version},
+            "workers_max": self.workers,
+            "service_workers_max": self.service_slots if self.options.ports == "all" else 0,
+            "start": _iso(self.start),
+            "end": _iso(end),
+            "nmap_commands": [shlex.join(j.status.command) for j in self.jobs],
+            "workers": [j.status.as_json() for j in self.jobs],
+            "warnings": list(self.warnings),
+        }
+        if result is not None:
+            data["incomplete_targets"] = list(result.incomplete_targets)
+            data["hosts"] = {"total": result.hosts_total, "up": result.hosts_up,
+                             "down": result.hosts_down}  # fmt: skip
+            data["open_ports"] = result.open_ports
+            data["services"] = result.services
+        write_json(self.run_dir / "run.json", data)
+
+
+def _startup_error(run: _Run) -> None:
+    """When every Nmap quit at once with its own reason, raise it as flan's error."""
+    if any(j.status.status == "done" for j in run.jobs) or run.interrupted:
+        return
+    messages = [
+        j.proc.error_message()
+        for j in run.jobs
+        if j.proc is not None and j.status.status == "failed"
+    ]
+    reasons = [m for m in messages if m]
+    if not reasons or len(reasons) != len([j for j in run.jobs if j.proc is not None]):
+        return
+    reason = reasons[0]
+    text = f"nmap refused to run: {reason}"
+    lowered = reason.lower()
+    if "root" in lowered or "permit" in lowered or "raw socket" in lowered or "dnet" in lowered:
+        raise EnvironmentProblem(f"{text} (run flan as root, or drop the flag that needs it)")
+    raise UsageError(f"{text} (check the Nmap flags given after `--`)")
+
+
+def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> ScanResult:
+    """Scan with Nmap workers, writing `xml/`, `logs/` and `run.json` under `options.output_dir`.
+
+    Raises UsageError / EnvironmentProblem before anything is scanned (bad flags, nmap missing).
+    An interrupted (Ctrl-C) or partly failed scan returns a result with `complete=False`.
+    """
+    sink = progress or NullProgress()
+    if options.ports not in PORTS_CHOICES:
+        raise UsageError(f"--ports must be one of {', '.join(PORTS_CHOICES)}")
+    if not options.targets:
+        raise UsageError("no targets to scan: give TARGET arguments or -iL FILE")
+    targets = TargetSet.build(options.targets, options.excludes)
+    if targets.count == 0:
+        raise UsageError("nothing to scan: every target is excluded")
+    run_dir = options.output_dir
+    if (run_dir / "run.json").exists():
+        raise UsageError(f"{run_dir}: already holds a run (run.json); choose another --output-dir")
+    plan = _Plan(options, targets, run_dir)
+    nmap = find_nmap()
+    version = nmap_version(nmap)
+    try:
+        (run_dir / "xml").mkdir(parents=True, exist_ok=True)
+        (run_dir / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblem(f"{run_dir}: cannot create the output directory ({exc})") from None
+    if options.excludes:
+        (run_dir / "targets").mkdir(exist_ok=True)
+        (run_dir / "targets" / "exclude.txt").write_text(
+            "".join(f"{s.text}\n" for s in options.excludes)
+        )
+    run = _Run(options, plan, nmap, version, sink)
+    for note in plan.notes:
+        sink.note(note)
+    run.plan_first_phase()
+    try:
+        run.execute()
+    finally:
+        end = _now()
+        run.finish_warnings()
+        result = run.result(end)
+        run.write_runfile(end, result)
+        sink.close(run._progress(finished=True))
+    _startup_error(run)
+    return result

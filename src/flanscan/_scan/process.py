@@ -1,0 +1,117 @@
+"""Find Nmap and run one Nmap process, reading its output lines on a thread."""
+
+from __future__ import annotations
+
+import collections
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from flanscan._errors import EnvironmentProblem
+
+INSTALL_HINT = "install it with `apt-get install nmap` (Debian/Ubuntu) and run flan again"
+
+
+def find_nmap() -> str:
+    """Path of the nmap executable; EnvironmentProblem saying how to install it when missing."""
+    path = shutil.which("nmap")
+    if path is None:
+        raise EnvironmentProblem(f"nmap is not installed (not found on PATH): {INSTALL_HINT}")
+    return path
+
+
+def nmap_version(path: str) -> str:
+    """Nmap's version number ("7.93"), or "" when it cannot be told."""
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EnvironmentProblem(f"cannot run {path} ({exc}): {INSTALL_HINT}") from None
+    m = re.search(r"Nmap version (\S+)", out)
+    return m.group(1) if m else ""
+
+
+# (process, line) for each output line, (process, None) when its output ends.
+LineQueue = queue.Queue[tuple["NmapProcess", str | None]]
+
+
+class NmapProcess:
+    """One running Nmap: stdout and stderr merged, copied to a log file and to a queue."""
+
+    def __init__(self, argv: list[str], cwd: Path, log_path: Path, lines: LineQueue) -> None:
+        self.argv = argv
+        self.cwd = cwd
+        self.log_path = log_path
+        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        self.started_at: float | None = None
+        self.returncode: int | None = None
+        self._lines = lines
+        self._popen: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start Nmap; raises OSError if it cannot be executed."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._popen = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+        self.started_at = time.monotonic()
+        self._reader = threading.Thread(target=self._read, name=f"nmap-{self._popen.pid}")
+        self._reader.daemon = True
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._popen is not None and self._popen.stdout is not None
+        with self.log_path.open("w", encoding="utf-8", errors="replace") as log:
+            for line in self._popen.stdout:
+                log.write(line)
+                log.flush()
+                self.tail.append(line.rstrip("\n"))
+                self._lines.put((self, line))
+        self._lines.put((self, None))
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit status (after the output ended)."""
+        assert self._popen is not None
+        self.returncode = self._popen.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return self.returncode
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Terminate Nmap (SIGTERM, then SIGKILL after `grace` seconds); its XML stays on disk."""
+        if self._popen is None or self._popen.poll() is not None:
+            return
+        self._popen.terminate()
+        try:
+            self._popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def error_message(self) -> str | None:
+        """Nmap's own one-line reason for quitting, if it printed one."""
+        lines = [line.strip() for line in self.tail if line.strip()]
+        for i, line in enumerate(lines):
+            if line == "QUITTING!":
+                before = [x for x in lines[:i] if not x.startswith(("Starting Nmap", "WARNING"))]
+                return before[-1] if before else line
+            if line.startswith("nmap: "):
+                return line[len("nmap: ") :]
+        return None
