@@ -216,7 +216,7 @@ class NmapXmlFile:
                 state.warnings.append(
                     f"{source}: empty Nmap XML file (scan interrupted before any output?)"
                 )
-                log.warning(state.warnings[-1])
+                log.debug(state.warnings[-1])
                 self._done = True
                 return
             handle.seek(0)
@@ -285,7 +285,7 @@ class NmapXmlFile:
                 f"(interrupted scan?); only the {state.seen_up + state.seen_down} complete "
                 "host(s) before it are used"
             )
-            log.warning(state.warnings[-1])
+            log.debug(state.warnings[-1])
             return
         if not state.finished:
             state.complete = False
