@@ -25,13 +25,13 @@ def _print_manifest(lab: Lab) -> None:
     for h in hosts:
         addrs = " ".join(h.addresses)
         listening = _listening(h.namespace)
-        print(f"  {h.name:<6} {h.namespace:<16} {addrs}")
+        print(f"  {h.name:<6} {h.namespace:<16} {addrs}  {h.hostname or ''}")
         if not h.services:
             print("           (nothing open)")
-        for s in h.services:
-            ok = all((a, s.port) in listening for a in h.addresses)
+        for s in h.all_services:
+            ok = all((s.protocol, a, s.port) in listening for a in h.addresses)
             state = "listening" if ok else "NOT LISTENING"
-            shown = f"{s.nmap_product} {s.nmap_version or ''}".strip() if s.nmap_product else ""
+            shown = f"{s.nmap_product} {s.nmap_version or ''}".strip() if s.nmap_product else "?"
             print(
                 f"           {s.port}/{s.protocol} {s.daemon:<10} {state:<13} "
                 f"{s.debian_package or ''} {s.package_version or ''}  -> {shown}"

@@ -97,13 +97,13 @@ class Daemon:
     debian_package: str  # package whose version the daemon reports
     binary: str  # absolute path checked before the lab starts
     default_port: int
-    protocol: str
     nmap_service: str  # Nmap's service name (<service name=...>)
     nmap_product: str  # Nmap's product (<service product=...>)
     nmap_version: Callable[[str], str | None]
     nmap_cpe_prefix: str  # Nmap's CPE; the upstream version is appended when Nmap knows it
     prepare: Callable[[DaemonContext], Launch]
     prepare_once: Callable[[DaemonContext], Sequence[Launch]] | None = None  # slow setup steps
+    also_udp: bool = False  # also serves UDP on the same port
 
 
 # --- sshd -------------------------------------------------------------------------------------
@@ -146,7 +146,6 @@ SSHD = Daemon(
     debian_package="openssh-server",
     binary="/usr/sbin/sshd",
     default_port=22,
-    protocol="tcp",
     nmap_service="ssh",
     nmap_product="OpenSSH",
     nmap_version=openssh_nmap_version,
@@ -198,7 +197,6 @@ NGINX = Daemon(
     debian_package="nginx",
     binary="/usr/sbin/nginx",
     default_port=80,
-    protocol="tcp",
     nmap_service="http",
     nmap_product="nginx",
     nmap_version=upstream_version,
@@ -260,7 +258,6 @@ APACHE2 = Daemon(
     debian_package="apache2",
     binary="/usr/sbin/apache2",
     default_port=80,
-    protocol="tcp",
     nmap_service="http",
     nmap_product="Apache httpd",
     nmap_version=upstream_version,
@@ -335,7 +332,6 @@ POSTGRES = Daemon(
     debian_package="postgresql-15",
     binary=str(PG_BIN / "postgres"),
     default_port=5432,
-    protocol="tcp",
     nmap_service="postgresql",
     nmap_product="PostgreSQL DB",
     nmap_version=postgres_nmap_version,
@@ -374,7 +370,6 @@ REDIS = Daemon(
     debian_package="redis-server",
     binary="/usr/bin/redis-server",
     default_port=6379,
-    protocol="tcp",
     nmap_service="redis",
     nmap_product="Redis key-value store",
     nmap_version=upstream_version,
@@ -424,7 +419,6 @@ VSFTPD = Daemon(
     debian_package="vsftpd",
     binary="/usr/sbin/vsftpd",
     default_port=21,
-    protocol="tcp",
     nmap_service="ftp",
     nmap_product="vsftpd",
     nmap_version=upstream_version,
@@ -446,8 +440,9 @@ def _prepare_memcached(ctx: DaemonContext) -> Launch:
             ",".join(ctx.addresses),
             "-p",
             str(ctx.port),
+            # UDP too (off by default since memcached 1.5.6): the lab's real UDP service.
             "-U",
-            "0",
+            str(ctx.port),
             "-m",
             "16",
             "-c",
@@ -462,12 +457,12 @@ MEMCACHED = Daemon(
     debian_package="memcached",
     binary="/usr/bin/memcached",
     default_port=11211,
-    protocol="tcp",
     nmap_service="memcached",
     nmap_product="Memcached",  # Nmap's spelling
     nmap_version=upstream_version,
     nmap_cpe_prefix="cpe:/a:memcached:memcached",
     prepare=_prepare_memcached,
+    also_udp=True,
 )
 
 

@@ -19,6 +19,7 @@ crashed run and removes them (killing every process inside) before building anew
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -86,23 +87,48 @@ class LabService:
 
 @dataclass(frozen=True)
 class LabHost:
-    """A lab host: its namespace, addresses and services (each listens on every address)."""
+    """A lab host: its namespace, addresses and services (each listens on every address).
+
+    ``services`` are the TCP services. ``udp_services`` are kept apart (memcached's UDP port):
+    Nmap 7.93 sees the port open but cannot name it (memcached 1.6 answers in two datagrams and
+    Nmap's probe expects one), so their ``nmap_*`` fields are ``None``.
+
+    ``hostname`` resolves to the host's addresses inside the scanner namespace (its /etc/hosts),
+    so Nmap reports it as the host's PTR name.
+    """
 
     name: str
     namespace: str
     ipv4: str
     ipv6: str | None
     services: list[LabService] = field(default_factory=list)
+    hostname: str | None = None
+    udp_services: list[LabService] = field(default_factory=list)
 
     @property
     def addresses(self) -> list[str]:
         return [self.ipv4] + ([self.ipv6] if self.ipv6 else [])
 
-    def service(self, daemon: str) -> LabService:
-        for s in self.services:
-            if s.daemon == daemon:
+    def service(self, daemon: str, protocol: str = "tcp") -> LabService:
+        """The service of ``daemon`` on this host (its TCP one unless ``protocol`` says)."""
+        for s in self.all_services:
+            if s.daemon == daemon and s.protocol == protocol:
                 return s
-        raise KeyError(f"host {self.name} runs no {daemon}")
+        raise KeyError(f"host {self.name} runs no {daemon} on {protocol}")
+
+    def sockets(self, daemon: str) -> list[tuple[str, int]]:
+        """(protocol, port) of every socket ``daemon`` opens on this host."""
+        return [(s.protocol, s.port) for s in self.all_services if s.daemon == daemon]
+
+    @property
+    def all_services(self) -> list[LabService]:
+        """TCP and UDP services."""
+        return [*self.services, *self.udp_services]
+
+    @property
+    def daemons(self) -> list[str]:
+        """The daemons running on this host, in manifest order, each once."""
+        return list(dict.fromkeys(s.daemon for s in self.all_services))
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,7 @@ class HostSpec:
     services: tuple[tuple[str, int], ...]
 
 
+HOSTNAME_DOMAIN = "flanlab.test"  # RFC 6761 reserved name: never resolves outside the lab
 HOST_SPECS: tuple[HostSpec, ...] = (
     HostSpec("ssh1", 11, True, (("sshd", 22), ("nginx", 80))),
     HostSpec("ssh2", 12, False, (("sshd", 22), ("apache2", 80))),
@@ -197,20 +224,23 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _listening(ns: str) -> set[tuple[str, int]]:
-    """(address, port) pairs in state LISTEN for TCP inside namespace ``ns``."""
-    r = _run(["ip", "netns", "exec", ns, "ss", "-Hltn"], check=False)
-    out: set[tuple[str, int]] = set()
+def _listening(ns: str) -> set[tuple[str, str, int]]:
+    """(protocol, address, port) of every listening TCP and bound UDP socket in namespace ``ns``."""
+    r = _run(["ip", "netns", "exec", ns, "ss", "-Hlntu"], check=False)
+    out: set[tuple[str, str, int]] = set()
     for line in r.stdout.splitlines():
         cols = line.split()
-        if len(cols) < 4:
+        if len(cols) < 5 or cols[0] not in ("tcp", "udp"):
             continue
-        local = cols[3]
-        addr, _, port = local.rpartition(":")
+        addr, _, port = cols[4].rpartition(":")
         addr = addr.strip("[]").split("%")[0]
         if port.isdigit():
-            out.add((addr, int(port)))
+            out.add((cols[0], addr, int(port)))
     return out
+
+
+def _netns_etc(ns: str) -> Path:
+    return Path("/etc/netns") / ns
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -237,6 +267,9 @@ def cleanup(name: str, state_root: Path = STATE_ROOT) -> list[str]:
         while time.monotonic() < deadline and any(_pid_alive(p) for p in _netns_pids(ns)):
             time.sleep(0.02)
         _run(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(_netns_etc(ns), ignore_errors=True)
+    for etc in Path("/etc/netns").glob(f"{prefix}*"):
+        shutil.rmtree(etc, ignore_errors=True)
     shutil.rmtree(state_root / name, ignore_errors=True)
     return namespaces
 
@@ -446,13 +479,20 @@ class Lab:
     # --- manifest -----------------------------------------------------------------------------
 
     def _manifest_host(self, spec: HostSpec) -> LabHost:
-        services = [_manifest_service(DAEMONS[d], port) for d, port in spec.services]
+        services = [_manifest_service(DAEMONS[d], port, "tcp") for d, port in spec.services]
+        udp = [
+            _manifest_service(DAEMONS[d], port, "udp")
+            for d, port in spec.services
+            if DAEMONS[d].also_udp
+        ]
         return LabHost(
             name=spec.name,
             namespace=self.namespace(spec.name),
             ipv4=f"{IPV4_PREFIX}{spec.octet}",
             ipv6=f"{IPV6_PREFIX}{spec.octet}" if spec.ipv6 else None,
             services=services,
+            hostname=f"{spec.name}.{HOSTNAME_DOMAIN}",
+            udp_services=udp,
         )
 
     # --- network ------------------------------------------------------------------------------
@@ -480,8 +520,27 @@ class Lab:
             ["link", "set", BRIDGE, "up"],
         ):
             _run(["ip", "-n", scan, *cmd])
+        self._write_scanner_etc()
         for host in self.hosts:
             self._add_host_network(host)
+
+    def _write_scanner_etc(self) -> None:
+        """/etc/hosts and /etc/resolv.conf as seen in the scanner namespace (`ip netns exec`
+        bind-mounts /etc/netns/<ns>/*): lab hostnames resolve, and no DNS server outside the lab
+        is configured. The scanner itself is the name server: nothing listens there, so a lookup
+        fails at once instead of waiting for a timeout."""
+        etc = _netns_etc(self.scanner_namespace)
+        etc.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        banner = self._banner_manifest([])
+        for h in [*self.hosts, banner]:
+            short = h.name
+            lines += [f"{a}\t{h.hostname} {short}" for a in h.addresses]
+        (etc / "hosts").write_text("\n".join(lines) + "\n")
+        (etc / "resolv.conf").write_text(
+            f"# flanlab: no name server beyond the lab\n"
+            f"nameserver {SCANNER_IPV4}\noptions timeout:1 attempts:1\n"
+        )
 
     def _add_host_network(self, host: LabHost) -> None:
         scan, ns = self.scanner_namespace, host.namespace
@@ -520,6 +579,9 @@ class Lab:
             ]
         )
         _run(["ip", "-n", scan, "link", "set", veth, "master", BRIDGE, "up"])
+        # A fixed, locally administered MAC per host: captured XML does not change between runs.
+        octet = int(host.ipv4.rsplit(".", 1)[1])
+        _run(["ip", "-n", ns, "link", "set", "eth0", "address", f"02:f1:a5:00:00:{octet:02x}"])
         _run(["ip", "-n", ns, "addr", "add", f"{host.ipv4}/24", "dev", "eth0"])
         if host.ipv6:
             _run(["ip", "-n", ns, "addr", "add", f"{host.ipv6}/64", "dev", "eth0", "nodad"])
@@ -543,9 +605,9 @@ class Lab:
         contexts: list[tuple[LabHost, Daemon, DaemonContext]] = []
         for host in self.hosts:
             (self.state_dir / host.name).mkdir(mode=0o755, exist_ok=True)
-            for svc in host.services:
-                d = DAEMONS[svc.daemon]
-                contexts.append((host, d, self._context(host, svc.daemon, svc.port)))
+            for daemon in host.daemons:
+                port = host.sockets(daemon)[0][1]
+                contexts.append((host, DAEMONS[daemon], self._context(host, daemon, port)))
         # Slow one-off steps (initdb) run in parallel with everything else.
         setup: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
         for host, d, ctx in contexts:
@@ -571,7 +633,7 @@ class Lab:
                 )
         for host, d, ctx in pending:
             self._launch(host, d, ctx)
-        self._wait_listening([(h, d.name, ctx.port) for h, d, ctx in contexts])
+        self._wait_listening([(h, d.name) for h, d, _ in contexts])
 
     def _spawn(
         self, ns: str, launch: Launch, ctx: DaemonContext, *, new_session: bool = True
@@ -600,41 +662,54 @@ class Lab:
         self._procs[(host.name, d.name)] = proc
         (ctx.workdir / "lab.pid").write_text(f"{proc.pid}\n")
 
-    def _wait_listening(self, items: list[tuple[LabHost, str, int]]) -> None:
+    def _missing_sockets(
+        self, host: LabHost, daemon: str, listening: set[tuple[str, str, int]]
+    ) -> list[str]:
+        return [
+            f"{a} {port}/{proto}"
+            for proto, port in host.sockets(daemon)
+            for a in host.addresses
+            if (proto, a, port) not in listening
+        ]
+
+    def _wait_listening(self, items: list[tuple[LabHost, str]]) -> None:
+        """Wait until every daemon listens on all its sockets on all its host's addresses."""
         deadline = time.monotonic() + READY_TIMEOUT
         waiting = list(items)
         while waiting:
-            still: list[tuple[LabHost, str, int]] = []
-            by_ns: dict[str, set[tuple[str, int]]] = {}
-            for host, daemon, port in waiting:
+            still: list[tuple[LabHost, str]] = []
+            by_ns: dict[str, set[tuple[str, str, int]]] = {}
+            for host, daemon in waiting:
                 proc = self._procs.get((host.name, daemon))
                 if proc is not None and proc.poll() is not None:
                     log = self.log_path(host.name, daemon)
                     raise LabError(
                         f"{daemon} on lab host {host.name} exited with code {proc.returncode} "
-                        f"before listening on port {port}; log {log}:\n{_tail(log)}"
+                        f"before listening; log {log}:\n{_tail(log)}"
                     )
                 if host.namespace not in by_ns:
                     by_ns[host.namespace] = _listening(host.namespace)
-                listening = by_ns[host.namespace]
-                if not all((a, port) in listening for a in host.addresses):
-                    still.append((host, daemon, port))
+                if self._missing_sockets(host, daemon, by_ns[host.namespace]):
+                    still.append((host, daemon))
             waiting = still
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                names = ", ".join(
-                    f"{d} on {h.name} port {p} (log {self.log_path(h.name, d)})"
-                    for h, d, p in waiting
+                names = "; ".join(
+                    f"{d} on {h.name} (missing "
+                    f"{', '.join(self._missing_sockets(h, d, _listening(h.namespace)))}; "
+                    f"log {self.log_path(h.name, d)})"
+                    for h, d in waiting
                 )
                 raise LabError(f"not listening after {READY_TIMEOUT:.0f} s: {names}")
             time.sleep(0.05)
 
-    def _wait_closed(self, host: LabHost, port: int, timeout: float = 15.0) -> None:
+    def _wait_closed(self, host: LabHost, daemon: str, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
-        while any((a, port) in _listening(host.namespace) for a in host.addresses):
+        expected = len(host.sockets(daemon)) * len(host.addresses)
+        while len(self._missing_sockets(host, daemon, _listening(host.namespace))) < expected:
             if time.monotonic() > deadline:
-                raise LabError(f"port {port} on lab host {host.name} still open after stop")
+                raise LabError(f"{daemon} on lab host {host.name} still listens after stop")
             time.sleep(0.05)
 
     def _pid_of(self, host: str, daemon: str) -> int | None:
@@ -650,7 +725,8 @@ class Lab:
     def stop_service(self, host_name: str, daemon: str) -> None:
         """Stop one daemon (SIGTERM, then SIGKILL) and wait until its port is closed."""
         host = self.host(host_name)
-        svc = host.service(daemon)
+        if daemon not in host.daemons:
+            raise KeyError(f"host {host_name} runs no {daemon}")
         pid = self._pid_of(host_name, daemon)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -666,20 +742,20 @@ class Lab:
             if proc is not None:
                 proc.wait(timeout=5)
         self._procs.pop((host_name, daemon), None)
-        self._wait_closed(host, svc.port)
+        self._wait_closed(host, daemon)
 
     def start_service(self, host_name: str, daemon: str) -> None:
         """Start a stopped daemon again and wait until it listens (no-op if it runs)."""
         host = self.host(host_name)
-        svc = host.service(daemon)
+        if daemon not in host.daemons:
+            raise KeyError(f"host {host_name} runs no {daemon}")
         if self._pid_of(host_name, daemon) is not None:
             return
-        d = DAEMONS[daemon] if daemon != BANNER_DAEMON else None
-        if d is None:
+        if daemon == BANNER_DAEMON:
             raise LabError("use set_banner_host() to (re)start the banner server")
-        ctx = self._context(host, daemon, svc.port)
-        self._launch(host, d, ctx)
-        self._wait_listening([(host, daemon, svc.port)])
+        ctx = self._context(host, daemon, host.sockets(daemon)[0][1])
+        self._launch(host, DAEMONS[daemon], ctx)
+        self._wait_listening([(host, daemon)])
 
     @contextlib.contextmanager
     def service_stopped(self, host_name: str, daemon: str) -> Iterator[None]:
@@ -701,14 +777,7 @@ class Lab:
         if not self._is_up:
             raise LabError("bring the lab up before setting the banner host")
         if self.banner_host is None:
-            spec = BANNER_SPEC
-            host = LabHost(
-                spec.name,
-                self.namespace(spec.name),
-                f"{IPV4_PREFIX}{spec.octet}",
-                f"{IPV6_PREFIX}{spec.octet}",
-                [],
-            )
+            host = self._banner_manifest([])
             self._add_host_network(host)
             # The banner server runs as nobody but may imitate services on ports below 1024.
             _run(
@@ -725,13 +794,7 @@ class Lab:
             self.banner_host = host
         self.clear_banner_host()
         data = banner.encode("latin-1") if isinstance(banner, str) else banner
-        host = LabHost(
-            self.banner_host.name,
-            self.banner_host.namespace,
-            self.banner_host.ipv4,
-            self.banner_host.ipv6,
-            [LabService(port, "tcp", BANNER_DAEMON, None, None, None)],
-        )
+        host = self._banner_manifest([LabService(port, "tcp", BANNER_DAEMON, None, None, None)])
         self.banner_host = host
         ctx = self._context(host, BANNER_DAEMON, port)
         (ctx.workdir / "banner").write_bytes(data)
@@ -752,7 +815,7 @@ class Lab:
         proc = self._spawn(host.namespace, launch, ctx)
         self._procs[(host.name, BANNER_DAEMON)] = proc
         (ctx.workdir / "lab.pid").write_text(f"{proc.pid}\n")
-        self._wait_listening([(host, BANNER_DAEMON, port)])
+        self._wait_listening([(host, BANNER_DAEMON)])
         self._write_state()
         return host
 
@@ -762,8 +825,19 @@ class Lab:
         if host is None or not host.services:
             return
         self.stop_service(host.name, BANNER_DAEMON)
-        self.banner_host = LabHost(host.name, host.namespace, host.ipv4, host.ipv6, [])
+        self.banner_host = self._banner_manifest([])
         self._write_state()
+
+    def _banner_manifest(self, services: list[LabService]) -> LabHost:
+        spec = BANNER_SPEC
+        return LabHost(
+            name=spec.name,
+            namespace=self.namespace(spec.name),
+            ipv4=f"{IPV4_PREFIX}{spec.octet}",
+            ipv6=f"{IPV6_PREFIX}{spec.octet}",
+            services=services,
+            hostname=f"{spec.name}.{HOSTNAME_DOMAIN}",
+        )
 
     # --- state file (for `python -m testlab status` and other processes) ---------------------
 
@@ -780,7 +854,9 @@ class Lab:
                     "namespace": h.namespace,
                     "ipv4": h.ipv4,
                     "ipv6": h.ipv6,
-                    "services": [s.__dict__ for s in h.services],
+                    "hostname": h.hostname,
+                    "services": [dataclasses.asdict(s) for s in h.services],
+                    "udp_services": [dataclasses.asdict(s) for s in h.udp_services],
                 }
                 for h in hosts
             ],
@@ -805,6 +881,8 @@ class Lab:
                 h["ipv4"],
                 h["ipv6"],
                 [LabService(**s) for s in h["services"]],
+                h.get("hostname"),
+                [LabService(**s) for s in h.get("udp_services", [])],
             )
             for h in data["hosts"]
         ]
@@ -824,11 +902,22 @@ def _setpriv(user: str, group: str | None = None) -> list[str]:
     )
 
 
-def _manifest_service(d: Daemon, port: int) -> LabService:
+def _manifest_service(d: Daemon, port: int, protocol: str) -> LabService:
     version = package_version(d.debian_package)
+    if protocol == "udp":
+        # Nmap does not identify the lab's UDP service (see LabHost): nothing to expect from it.
+        return LabService(
+            port=port,
+            protocol=protocol,
+            daemon=d.name,
+            debian_package=d.debian_package,
+            nmap_product=None,
+            package_version=version,
+            upstream_version=upstream_version(version),
+        )
     return LabService(
         port=port,
-        protocol=d.protocol,
+        protocol=protocol,
         daemon=d.name,
         debian_package=d.debian_package,
         nmap_product=d.nmap_product,

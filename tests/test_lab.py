@@ -95,16 +95,28 @@ def _nmap_xml(lab: Lab, args: list[str]) -> ET.Element:
     return ET.fromstring(r.stdout)
 
 
-def _open_ports(root: ET.Element) -> dict[tuple[str, int], ET.Element | None]:
-    """(address, port) -> <service> element for every open TCP port in an Nmap XML document."""
+def _open_ports(
+    root: ET.Element, protocol: str = "tcp"
+) -> dict[tuple[str, int], ET.Element | None]:
+    """(address, port) -> <service> element for every open port in an Nmap XML document."""
     found: dict[tuple[str, int], ET.Element | None] = {}
     for host in root.iter("host"):
         addr = next(a.get("addr") for a in host.iter("address") if a.get("addrtype") != "mac")
         for port in host.iter("port"):
             state = port.find("state")
-            if state is not None and state.get("state") == "open":
+            if port.get("protocol") != protocol or state is None:
+                continue
+            if state.get("state") == "open":
                 found[(str(addr), int(port.get("portid", "0")))] = port.find("service")
     return found
+
+
+def _hostnames(root: ET.Element) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for host in root.iter("host"):
+        addr = next(a.get("addr") for a in host.iter("address") if a.get("addrtype") != "mac")
+        out[str(addr)] = [str(h.get("name")) for h in host.iter("hostname")]
+    return out
 
 
 @pytest.fixture
@@ -203,8 +215,8 @@ def test_empty_host_answers_ping_and_has_nothing_open(lab: Lab) -> None:
     status = root.find("host/status")
     assert status is not None
     assert (status.get("state"), status.get("reason")) == ("up", "echo-reply")
-    assert _listening(empty.namespace) == set()
-    root = _nmap_xml(lab, ["-sS", "-p-", "-T4", "--min-rate", "20000", "-n", empty.ipv4])
+    assert _listening(empty.namespace) == set()  # no socket on any port, TCP or UDP
+    root = _nmap_xml(lab, ["-sS", "--top-ports", "1000", "-n", empty.ipv4])
     assert _open_ports(root) == {}
     assert root.find("host/status").get("state") == "up"  # type: ignore[union-attr]
 
@@ -223,11 +235,16 @@ def _assert_nmap_found(lab: Lab, root: ET.Element, *, ipv6: bool) -> None:
             assert svc.get("version") == s.nmap_version, key
         cpes = [c.text for c in svc.iter("cpe")]
         assert s.nmap_cpe in cpes, (key, cpes)
+    names = _hostnames(root)
+    for h in lab.hosts:
+        addr = h.ipv6 if ipv6 else h.ipv4
+        if addr:
+            assert names.get(addr) == [h.hostname], (addr, names.get(addr))
 
 
 def test_nmap_finds_every_manifest_service(lab: Lab) -> None:
     ports = sorted({loc.service.port for loc in lab.service_locations()})
-    root = _nmap_xml(lab, ["-sS", "-sV", "-n", "-p", ",".join(map(str, ports)), *lab.targets])
+    root = _nmap_xml(lab, ["-sS", "-sV", "-p", ",".join(map(str, ports)), *lab.targets])
     _assert_nmap_found(lab, root, ipv6=False)
     # Versions derived from the installed packages, e.g. OpenSSH "9.2p1 Debian 2+deb12u7".
     ssh = lab.hosts[0].service("sshd")
@@ -238,10 +255,28 @@ def test_nmap_finds_every_manifest_service(lab: Lab) -> None:
 def test_nmap_finds_ipv6_services(lab: Lab) -> None:
     assert lab.targets6
     ports = sorted({loc.service.port for loc in lab.service_locations(ipv6=True)})
-    root = _nmap_xml(
-        lab, ["-6", "-sS", "-sV", "-n", "-p", ",".join(map(str, ports)), *lab.targets6]
-    )
+    root = _nmap_xml(lab, ["-6", "-sS", "-sV", "-p", ",".join(map(str, ports)), *lab.targets6])
     _assert_nmap_found(lab, root, ipv6=True)
+
+
+def test_udp_service_is_open(lab: Lab) -> None:
+    locations = [(h, s) for h in lab.hosts for s in h.udp_services]
+    assert locations, "the lab has a UDP service"
+    for h, s in locations:
+        root = _nmap_xml(lab, ["-sU", "-n", "-p", str(s.port), h.ipv4])
+        assert (h.ipv4, s.port) in _open_ports(root, "udp")
+
+
+def test_mac_addresses_are_fixed(lab: Lab) -> None:
+    for h in lab.hosts:
+        r = subprocess.run(
+            ["ip", "-n", h.namespace, "-br", "link", "show", "eth0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        octet = int(h.ipv4.rsplit(".", 1)[1])
+        assert f"02:f1:a5:00:00:{octet:02x}" in r.stdout
 
 
 def test_stop_and_start_service(lab: Lab) -> None:
@@ -363,3 +398,103 @@ def test_context_manager_and_concurrent_names(requirements: None, lab: Lab) -> N
             Lab(other.name).up()
     assert other.scanner_namespace not in _netns_list()
     assert os.path.exists(f"/run/netns/{lab.scanner_namespace}")
+
+
+# --- the captured Nmap XML in tests/data/lab (no lab needed) ---------------------------------
+
+LAB_DATA = REPO / "tests" / "data" / "lab"
+
+
+def _captured() -> dict:  # type: ignore[type-arg]
+    return json.loads((LAB_DATA / "manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def _captured_services(manifest: dict, *, ipv6: bool = False) -> dict[tuple[str, int], dict]:  # type: ignore[type-arg]
+    out = {}
+    for h in manifest["hosts"]:
+        addr = h["ipv6"] if ipv6 else h["ipv4"]
+        if addr:
+            out.update({(addr, s["port"]): s for s in h["services"]})
+    return out
+
+
+def _assert_services(root: ET.Element, expected: dict[tuple[str, int], dict]) -> None:  # type: ignore[type-arg]
+    found = _open_ports(root)
+    assert set(found) == set(expected)
+    for key, s in expected.items():
+        svc = found[key]
+        assert svc is not None
+        assert svc.get("product") == s["nmap_product"], key
+        if s["nmap_version"] is not None:
+            assert svc.get("version") == s["nmap_version"], key
+        assert s["nmap_cpe"] in [c.text for c in svc.iter("cpe")], key
+
+
+def test_captures_are_listed_and_complete() -> None:
+    manifest = _captured()
+    names = {"default", "all-ports", "ipv6", "udp", "interrupted", "connect-nonroot"}
+    assert set(manifest["captures"]) == names
+    for name, info in manifest["captures"].items():
+        text = (LAB_DATA / info["file"]).read_text()
+        assert info["nmap"].startswith("Nmap version")
+        if info["interrupted"]:
+            assert "</nmaprun>" not in text
+            assert text.count("</host>") >= 1
+            with pytest.raises(ET.ParseError):
+                ET.fromstring(text)
+        else:
+            root = ET.fromstring(text)
+            assert root.tag == "nmaprun"
+            assert root.get("args") == " ".join(info["command"])
+            assert text.rstrip().endswith("</nmaprun>"), name
+
+
+def test_capture_all_ports_has_every_service() -> None:
+    manifest = _captured()
+    root = ET.parse(LAB_DATA / "all-ports.xml").getroot()
+    _assert_services(root, _captured_services(manifest))
+    names = _hostnames(root)
+    for h in manifest["hosts"]:
+        assert names[h["ipv4"]] == [h["hostname"]]
+
+
+def test_capture_default_misses_ports_outside_top_1000() -> None:
+    manifest = _captured()
+    root = ET.parse(LAB_DATA / "default.xml").getroot()
+    expected = {k: v for k, v in _captured_services(manifest).items() if k[1] not in (6379, 11211)}
+    assert len(expected) < len(_captured_services(manifest))
+    _assert_services(root, expected)
+    assert root.find("scaninfo").get("type") == "syn"  # type: ignore[union-attr]
+
+
+def test_capture_connect_scan_as_nobody() -> None:
+    manifest = _captured()
+    assert manifest["captures"]["connect-nonroot"]["user"] == "nobody"
+    root = ET.parse(LAB_DATA / "connect-nonroot.xml").getroot()
+    assert root.find("scaninfo").get("type") == "connect"  # type: ignore[union-attr]
+    expected = {k: v for k, v in _captured_services(manifest).items() if k[1] not in (6379, 11211)}
+    _assert_services(root, expected)
+
+
+def test_capture_ipv6() -> None:
+    manifest = _captured()
+    root = ET.parse(LAB_DATA / "ipv6.xml").getroot()
+    expected = {
+        k: v
+        for k, v in _captured_services(manifest, ipv6=True).items()
+        if k[1] not in (6379, 11211)
+    }
+    assert expected
+    _assert_services(root, expected)
+    assert {a.get("addrtype") for a in root.iter("address")} >= {"ipv6"}
+
+
+def test_capture_udp() -> None:
+    manifest = _captured()
+    root = ET.parse(LAB_DATA / "udp.xml").getroot()
+    udp = {(h["ipv4"], s["port"]) for h in manifest["hosts"] for s in h["udp_services"]}
+    assert udp
+    found = _open_ports(root, "udp")
+    assert set(found) == udp
+    states = {p.find("state").get("state") for p in root.iter("port")}  # type: ignore[union-attr]
+    assert "closed" in states
