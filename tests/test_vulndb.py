@@ -340,3 +340,59 @@ def test_fresh_import_replaces(sample_db: Path, nvd_sample: Path, tmp_path: Path
         status = vdb.status()
         assert status.cve_count == 1
         assert status.kev_count == 0
+
+
+def test_meta_beside_a_feed_is_checked_and_recorded(nvd_sample: Path, tmp_path: Path) -> None:
+    body = (nvd_sample / "nvdcve-2.0-sample.json").read_bytes()
+    feed = tmp_path / "nvdcve-2.0-2024.json.gz"
+    feed.write_bytes(gzip.compress(body))
+    meta = tmp_path / "nvdcve-2.0-2024.meta"
+    meta.write_text(f"lastModifiedDate:2026-11-22T03:00:01-05:00\r\nsha256:{'0' * 64}\r\n")
+    db_path = tmp_path / "db.sqlite3"
+    with pytest.raises(VulnDbError, match="sha256") as err:
+        import_paths(db_path, [tmp_path])
+    assert str(feed) in str(err.value)
+    assert not db_path.exists()
+    import hashlib
+
+    meta.write_text(f"sha256:{hashlib.sha256(body).hexdigest().upper()}\r\n")
+    import_paths(db_path, [tmp_path])
+    with VulnDb.open(db_path) as vdb:
+        assert vdb.status().cve_count == 125
+        row = vdb.connection.execute(
+            "SELECT sha256 FROM feed_files WHERE source = 'nvd' AND name = ?", (feed.name,)
+        ).fetchone()
+        assert row == (hashlib.sha256(body).hexdigest(),)
+
+
+def test_parallel_parsing_in_workers(
+    nvd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big files go to worker processes: same result, and a worker's error names the file."""
+    from flanscan._vulndb.sources import nvd
+
+    monkeypatch.setattr(nvd, "PARALLEL_MIN_BYTES", 1)
+    records = sample_records(nvd_sample)
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    for part, name in enumerate(("2019", "2022", "2024")):
+        chunk = records[part::3]
+        doc = {
+            "format": "NVD_CVE",
+            "version": "2.0",
+            "vulnerabilities": [{"cve": r} for r in chunk],
+        }
+        (feeds / f"nvdcve-2.0-{name}.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    db_path = tmp_path / "db.sqlite3"
+    import_paths(db_path, [feeds])
+    with VulnDb.open(db_path) as vdb:
+        assert vdb.status().cve_count == 125
+        expected = {r["id"] for r in records if ("openbsd", "openssh") in cpe_pairs(r)}
+        assert {c.cve_id for c in vdb.candidates("openbsd", "openssh")} == expected
+    whole = gzip.decompress((feeds / "nvdcve-2.0-2022.json.gz").read_bytes())
+    (feeds / "nvdcve-2.0-2022.json.gz").write_bytes(gzip.compress(whole[: len(whole) // 2]))
+    before = db_path.read_bytes()
+    with pytest.raises(VulnDbError, match="truncated") as err:
+        import_paths(db_path, [feeds])
+    assert "nvdcve-2.0-2022.json.gz" in str(err.value)
+    assert db_path.read_bytes() == before

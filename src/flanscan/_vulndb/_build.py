@@ -22,7 +22,6 @@ from flanscan._vulndb._download import (
     download,
     file_sha256,
     make_client,
-    sha256_matches,
 )
 from flanscan._vulndb._files import probe_file
 from flanscan._vulndb._paths import download_dir, lock_path, new_db_path
@@ -161,6 +160,7 @@ def _expand(paths: Sequence[Path]) -> list[tuple[Path, bool]]:
                 p
                 for p in path.rglob("*")
                 if p.is_file()
+                and not p.name.endswith(".meta")  # NVD checksums, read beside their feed
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             out.extend((p, False) for p in found)
@@ -206,10 +206,8 @@ def classify(paths: Sequence[Path]) -> tuple[dict[str, list[ImportFile]], list[s
             skipped.append(str(path))
             continue
         remote = _sibling_meta(path) if owner.name == "nvd" else None
-        if remote is not None and remote.sha256 is not None:
-            if not sha256_matches(path, remote.sha256):
-                raise VulnDbError(f"{path}: sha256 does not match the .meta file beside it")
-        files[owner.name].append(ImportFile(path, remote))
+        expect = remote.sha256 if remote is not None else None
+        files[owner.name].append(ImportFile(path, remote, expect_sha256=expect))
     return files, skipped
 
 

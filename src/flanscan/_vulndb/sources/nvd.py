@@ -7,7 +7,10 @@ every CVE the copy with the newest `lastModified`.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ijson
 
@@ -93,9 +96,10 @@ def _walk_cpe_matches(configurations: Iterable[dict[str, Any]]) -> Iterator[dict
 
 def configuration_products(configurations: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
     """Every (vendor, product) named by any cpeMatch, vulnerable or platform."""
+    criteria = {str(m.get("criteria", "")) for m in _walk_cpe_matches(configurations)}
     pairs: set[tuple[str, str]] = set()
-    for match in _walk_cpe_matches(configurations):
-        pair = cpe_vendor_product(str(match.get("criteria", "")))
+    for text in criteria:
+        pair = cpe_vendor_product(text)
         if pair is not None:
             pairs.add(pair)
     return pairs
@@ -228,19 +232,43 @@ def _record_prefix(probe: ContentProbe) -> tuple[str, str | None]:
     return "", None  # a bare cve object
 
 
-def parse_file(path: Path) -> ParsedFile:
-    """Parse one NVD file (feed, single record, or list of records), streaming."""
+class _HashingReader:
+    """A read() pass-through that hashes what the parser reads (no second decompression)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.digest.update(data)
+        return data
+
+
+def parse_file(path: Path, expect_sha256: str | None = None) -> ParsedFile:
+    """Parse one NVD file (feed, single record, or list of records), streaming.
+
+    With `expect_sha256` (from a `.meta`), the decompressed content is hashed while it is read.
+    """
     probe = probe_file(path)
     _check_feed_header(probe)
     prefix, inner = _record_prefix(probe)
     records: list[ParsedRecord] = []
     try:
         with open_feed(path) as stream:
-            for item in ijson.items(stream, prefix, use_float=True):
+            reader = _HashingReader(stream) if expect_sha256 else stream
+            for item in ijson.items(reader, prefix, use_float=True):
                 cve = item.get(inner) if inner is not None and "id" not in item else item
                 if not isinstance(cve, dict):
                     raise ValueError("record without a `cve` object")
                 records.append(parse_record(cve))
+            if isinstance(reader, _HashingReader):
+                while reader.read(1 << 20):
+                    pass
+                if reader.digest.hexdigest() != expect_sha256 and not _file_hash_is(
+                    path, expect_sha256
+                ):
+                    raise VulnDbError(f"{path}: sha256 does not match the .meta file beside it")
     except VulnDbError:
         raise
     except READ_ERRORS as exc:
@@ -249,32 +277,67 @@ def parse_file(path: Path) -> ParsedFile:
     return ParsedFile(path, records, str(timestamp) if timestamp else None)
 
 
-def _parse_in_worker(path: str) -> ParsedFile:
-    return parse_file(Path(path))
+def _file_hash_is(path: Path, expected: str | None) -> bool:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == expected
 
 
-def parse_files(paths: Sequence[Path], progress: Progress) -> Iterator[ParsedFile]:
-    """Parse files, big ones in parallel worker processes; yields results in input order."""
-    sizes = {p: p.stat().st_size for p in paths}
+def _parse_in_worker(path: str, expect_sha256: str | None) -> ParsedFile:
+    return parse_file(Path(path), expect_sha256)
+
+
+def parse_files(files: Sequence[ImportFile], progress: Progress) -> Iterator[ParsedFile]:
+    """Parse files: small ones here, big ones in worker processes (one file each).
+
+    Results come back in no particular order (the merge keeps the newest copy of each CVE
+    whatever the order). Only `workers` files are in flight while one is being merged, so
+    memory holds a few files' worth of records, never the whole feed set.
+    """
+    sizes = {f.path: f.path.stat().st_size for f in files}
     task = progress.task("Reading NVD feeds", total=sum(sizes.values()))
-    big = [p for p in paths if sizes[p] >= PARALLEL_MIN_BYTES]
+    small = [f for f in files if sizes[f.path] < PARALLEL_MIN_BYTES]
+    big = [f for f in files if sizes[f.path] >= PARALLEL_MIN_BYTES]
     workers = min(len(big), os.cpu_count() or 1)
-    futures: dict[Path, concurrent.futures.Future[ParsedFile]] = {}
-    pool: concurrent.futures.ProcessPoolExecutor | None = None
-    if workers > 1:
-        # spawn, not fork: the parent may run a progress-bar thread.
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-        )
-        futures = {p: pool.submit(_parse_in_worker, str(p)) for p in big}
     try:
-        for path in paths:
-            future = futures.get(path)
-            yield future.result() if future is not None else parse_file(path)
-            task.advance(sizes[path])
+        if workers <= 1:
+            small, big = small + big, []
+        for file in small:
+            yield parse_file(file.path, file.expect_sha256)
+            task.advance(sizes[file.path])
+        if not big:
+            return
+        # spawn, not fork: the parent may run a progress-bar thread.
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            todo = iter(big)
+            window: collections.deque[tuple[ImportFile, concurrent.futures.Future[ParsedFile]]] = (
+                collections.deque()
+            )
+
+            def submit(file: ImportFile) -> None:
+                window.append(
+                    (file, pool.submit(_parse_in_worker, str(file.path), file.expect_sha256))
+                )
+
+            for file in itertools.islice(todo, workers):
+                submit(file)
+            try:
+                while window:
+                    file, future = window.popleft()
+                    result = future.result()
+                    following = next(todo, None)
+                    if following is not None:
+                        submit(following)
+                    yield result
+                    task.advance(sizes[file.path])
+            finally:
+                for _, future in window:
+                    future.cancel()
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         task.finish()
 
 
@@ -455,12 +518,11 @@ class NvdSource:
     def import_files(
         self, conn: sqlite3.Connection, files: Sequence[ImportFile], progress: Progress
     ) -> None:
-        # Yearly feeds first, `modified` last: on equal lastModified the later copy wins.
-        ordered = sorted(files, key=lambda f: MODIFIED in f.path.name)
+        ordered = list(files)
         by_path = {f.path: f for f in ordered}
         newest: str | None = None
         stored = rejected = 0
-        for parsed in parse_files([f.path for f in ordered], progress):
+        for parsed in parse_files(ordered, progress):
             s, r = merge_records(conn, parsed.records)
             stored, rejected = stored + s, rejected + r
             stamp = parsed.timestamp or max((rec[2] for rec in parsed.records), default=None)
