@@ -54,6 +54,9 @@ class ImportFile:
 
     path: Path
     remote: RemoteFile | None = None
+    # sha256 of the (decompressed) content to check while reading: from a `.meta` copied beside
+    # the file for `flan db import` (downloads are checked when they arrive).
+    expect_sha256: str | None = None
 
 
 @dataclass(frozen=True)
