@@ -93,7 +93,7 @@ class SuppressionRule:
         if self.cpes:
             what.append("cpe " + ", ".join(":".join(c) for c in self.cpes))
         if self.networks:
-            what.append("address " + ", ".join(str(n) for n in self.networks))
+            what.append("address " + ", ".join(_show(n) for n in self.networks))
         if self.ports:
             what.append("port " + ", ".join(str(p) for p in sorted(self.ports)))
         return f"{self.source} ({'; '.join(what)}; owner {self.owner})"
@@ -101,6 +101,12 @@ class SuppressionRule:
     def ref(self) -> SuppressionRef:
         expires = self.expires.isoformat() if self.expires else None
         return SuppressionRef(self.source, self.reason, self.owner, expires)
+
+
+def _show(network: Network) -> str:
+    """A single address without its /32 or /128."""
+    single = network.prefixlen == network.max_prefixlen
+    return str(network.network_address) if single else str(network)
 
 
 def _cpe_parts(cpe: str) -> tuple[str, ...]:
