@@ -166,3 +166,57 @@ def test_report_with_the_sample_database_lists_findings_of_every_location(
         re.findall(r'product="([^"]*)"', xml.read_text())
     )
     assert data["vulnerability_database"]["path"] == str(db)
+
+
+def test_report_rebuilt_from_a_scan_run_equals_the_scan_report(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`flan scan` of a loopback banner server, then `flan report` of its run directory."""
+    import shutil
+    import socket
+    import threading
+
+    if shutil.which("nmap") is None:
+        pytest.skip("nmap is not installed")
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    run = tmp_path / "run"
+    try:
+        scanned = runner.invoke(
+            cli,
+            ["scan", "127.0.0.1", "--output-dir", str(run), "--no-db", "--format", "json",
+             "--", "-p", str(port)],
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert scanned.exit_code == 0, scanned.output
+    original = json.loads((run / "report.json").read_text())
+    rebuilt_path = tmp_path / "rebuilt.json"
+    result = runner.invoke(
+        cli, ["report", str(run), "--no-db", "-f", "json", "-o", str(rebuilt_path)]
+    )
+    assert result.exit_code == 0, result.output
+    rebuilt = json.loads(rebuilt_path.read_text())
+    run_json = json.loads((run / "run.json").read_text())
+    assert rebuilt["services"] == original["services"]
+    (svc,) = rebuilt["services"]
+    assert (svc["product"], svc["locations"][0]["port"]) == ("OpenSSH", port)
+    # The header comes from run.json: targets as given, the profile, the Nmap commands.
+    assert rebuilt["scan"]["targets"] == run_json["targets"] == ["127.0.0.1"]
+    assert rebuilt["scan"]["profile"] == run_json["profile_description"]
+    assert rebuilt["scan"]["nmap_commands"] == run_json["nmap_commands"]
+    assert rebuilt["scan"]["run_id"] == run_json["run_id"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from flanscan._errors import ParseError
@@ -374,6 +376,51 @@ def summarize_runs(infos: Sequence[NmapRunInfo]) -> ScanSummary:
         hosts_up=sum(i.hosts_up for i in infos),
         hosts_down=sum(i.hosts_down for i in infos),
         ports="; ".join(ports) or None,
+    )
+
+
+def _iso_datetime(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def summary_from_run_json(run_dir: Path) -> ScanSummary | None:
+    """The ScanSummary a `flan scan` run recorded in `run_dir/run.json` (targets as the user
+    gave them, excludes, profile, commands), or None when there is no readable run.json."""
+    path = run_dir / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    nmap = data.get("nmap") if isinstance(data.get("nmap"), dict) else {}
+    hosts = data.get("hosts") if isinstance(data.get("hosts"), dict) else {}
+    assert isinstance(nmap, dict) and isinstance(hosts, dict)
+    profile = data.get("profile_description") or data.get("profile")
+    ports = data.get("ports")
+    return ScanSummary(
+        targets=_strings(data.get("targets")),
+        excluded=_strings(data.get("excludes")),
+        nmap_commands=_strings(data.get("nmap_commands")),
+        nmap_version=str(nmap["version"]) if nmap.get("version") else None,
+        start=_iso_datetime(data.get("start")),
+        end=_iso_datetime(data.get("end")),
+        profile=str(profile) if profile else None,
+        warnings=_strings(data.get("warnings")),
+        hosts_up=int(hosts.get("up") or 0),
+        hosts_down=int(hosts.get("down") or 0),
+        ports=str(ports) if ports else None,
+        incomplete_targets=_strings(data.get("incomplete_targets")),
+        run_id=str(data.get("run_id") or run_dir.name),
     )
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from flanscan._render import FORMATS
+
 DEFAULT_FORMATS = ("html", "json")
 
 
@@ -36,8 +38,8 @@ Examples:
     "-f",
     "formats",
     multiple=True,
-    metavar="FORMAT",
-    help="Report format: html, json, md, csv, tex, pdf (repeatable; default: html and json).",
+    type=click.Choice(FORMATS, case_sensitive=False),
+    help="Report format (repeatable; default: html and json).",
 )
 @click.option(
     "-o",
@@ -83,14 +85,9 @@ def report(
     """
     from flanscan._errors import UsageError
     from flanscan._pipeline import ReportOptions, report_from_xml, write_reports
-    from flanscan._render import FORMATS
+    from flanscan._report import summary_from_run_json
 
     chosen = tuple(dict.fromkeys(f.lower() for f in formats)) or DEFAULT_FORMATS
-    unknown = [f for f in chosen if f not in FORMATS]
-    if unknown:
-        raise UsageError(
-            f"--format {unknown[0]!r} is not a report format: choose from {', '.join(FORMATS)}"
-        )
     if no_db and db_path is not None:
         raise UsageError("--db and --no-db cannot be used together: drop one")
     options = ReportOptions(
@@ -100,7 +97,9 @@ def report(
         suppressions=suppressions,
         show_product_only=show_product_only,
     )
-    built = report_from_xml(list(inputs), options)
+    # A `flan scan` run directory says what was asked (targets as given, excludes, profile).
+    scan = summary_from_run_json(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else None
+    built = report_from_xml(list(inputs), options, scan=scan)
     for warning in built.scan.warnings:
         click.echo(f"warning: {warning}", err=True)
     if built.vulndb_note:
