@@ -19,6 +19,7 @@ from testlab._lab import (
     LabUnavailable,
     ServiceLocation,
     cleanup,
+    manifest,
     requirement_problems,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "LabUnavailable",
     "ServiceLocation",
     "cleanup",
+    "manifest",
     "requirement_problems",
 ]

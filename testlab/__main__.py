@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("up", help="build the lab and leave it running")
     sub.add_parser("down", help="remove the lab (kills its daemons, deletes its namespaces)")
     sub.add_parser("status", help="show the lab's hosts, services and whether they listen")
+    for verb in ("stop", "start"):
+        p = sub.add_parser(verb, help=f"{verb} one daemon of a lab host (e.g. {verb} db redis)")
+        p.add_argument("host")
+        p.add_argument("daemon")
     p_exec = sub.add_parser("exec", help="run a command in the scanner namespace")
     p_exec.add_argument("--user", help="run as this user (e.g. nobody) instead of root")
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -79,6 +83,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"lab {args.name} is down")
                 return 1
             _print_manifest(Lab.attach(args.name))
+            return 0
+        if args.command in ("stop", "start"):
+            lab = Lab.attach(args.name)
+            try:
+                if args.command == "stop":
+                    lab.stop_service(args.host, args.daemon)
+                else:
+                    lab.start_service(args.host, args.daemon)
+            except KeyError as e:
+                print(f"testlab: {e.args[0]}", file=sys.stderr)
+                return 2
+            done = {"stop": "stopped", "start": "started"}[args.command]
+            print(f"lab {args.name}: {args.daemon} on {args.host} {done}")
             return 0
         if args.command == "exec":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,7 @@ class Daemon:
     prepare: Callable[[DaemonContext], Launch]
     prepare_once: Callable[[DaemonContext], Sequence[Launch]] | None = None  # slow setup steps
     also_udp: bool = False  # also serves UDP on the same port
+    stop_signal: int = signal.SIGTERM
 
 
 # --- sshd -------------------------------------------------------------------------------------
@@ -338,6 +340,7 @@ POSTGRES = Daemon(
     nmap_cpe_prefix="cpe:/a:postgresql:postgresql",
     prepare=_prepare_postgres,
     prepare_once=_prepare_postgres_once,
+    stop_signal=signal.SIGINT,  # "fast" shutdown: SIGTERM waits for every client to leave
 )
 
 

@@ -160,6 +160,12 @@ BANNER_SPEC = HostSpec("banner", 20, True, ())
 BANNER_DAEMON = "banner"
 
 
+def manifest(name: str = DEFAULT_NAME, hosts: Sequence[str] | None = None) -> list[LabHost]:
+    """The lab's hosts and services as a lab named ``name`` would have them, without building
+    it (versions read from dpkg now; raises LookupError if a daemon's package is missing)."""
+    return Lab(name, hosts=hosts)._planned_hosts()
+
+
 def requirement_problems() -> list[str]:
     """What this machine lacks to build the lab (empty when it can); each item names the gap."""
     problems: list[str] = []
@@ -398,7 +404,7 @@ class Lab:
             cleanup(self.name, self.state_root)
             self.state_dir.mkdir(parents=True, mode=0o755)
             self.state_root.chmod(0o755)
-            self.hosts = [self._manifest_host(spec) for spec in self._specs]
+            self.hosts = self._planned_hosts()
             self._build_network()
             self._write_state()
             self._start_all()
@@ -477,6 +483,9 @@ class Lab:
         (self.state_dir / "manual").write_text(f"{os.getpid()}\n")
 
     # --- manifest -----------------------------------------------------------------------------
+
+    def _planned_hosts(self) -> list[LabHost]:
+        return [self._manifest_host(spec) for spec in self._specs]
 
     def _manifest_host(self, spec: HostSpec) -> LabHost:
         services = [_manifest_service(DAEMONS[d], port, "tcp") for d, port in spec.services]
@@ -713,9 +722,10 @@ class Lab:
             time.sleep(0.05)
 
     def _pid_of(self, host: str, daemon: str) -> int | None:
+        """The running daemon's pid, from its pid file (another process may have started it)."""
         proc = self._procs.get((host, daemon))
         if proc is not None:
-            return proc.pid if proc.poll() is None else None
+            proc.poll()  # reap it if it exited, so it does not linger as a zombie
         try:
             pid = int((self.state_dir / host / daemon / "lab.pid").read_text())
         except (OSError, ValueError):
@@ -723,14 +733,14 @@ class Lab:
         return pid if _pid_alive(pid) else None
 
     def stop_service(self, host_name: str, daemon: str) -> None:
-        """Stop one daemon (SIGTERM, then SIGKILL) and wait until its port is closed."""
+        """Stop one daemon (its stop signal, SIGKILL after 10 s) and wait until its ports close."""
         host = self.host(host_name)
         if daemon not in host.daemons:
             raise KeyError(f"host {host_name} runs no {daemon}")
         pid = self._pid_of(host_name, daemon)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
+                os.killpg(pid, DAEMONS[daemon].stop_signal if daemon in DAEMONS else signal.SIGTERM)
             deadline = time.monotonic() + 10
             proc = self._procs.get((host_name, daemon))
             while _pid_alive(pid) and time.monotonic() < deadline:

@@ -287,6 +287,22 @@ def test_stop_and_start_service(lab: Lab) -> None:
     assert _connect_results(lab, [(host.ipv4, port)])[(host.ipv4, port)] == 0
 
 
+@pytest.mark.parametrize("daemon", ["postgres", "memcached", "sshd"])
+def test_stop_and_start_each_kind(lab: Lab, daemon: str) -> None:
+    host = next(h for h in lab.hosts if daemon in h.daemons)
+    sockets = {(proto, a, port) for proto, port in host.sockets(daemon) for a in host.addresses}
+    lab.stop_service(host.name, daemon)
+    try:
+        assert not sockets & _listening(host.namespace)
+        lab.stop_service(host.name, daemon)  # stopping a stopped service is fine
+    finally:
+        lab.start_service(host.name, daemon)
+    assert sockets <= _listening(host.namespace)
+    lab.start_service(host.name, daemon)  # starting a running one too
+    pairs = [(a, p) for proto, a, p in sockets if proto == "tcp"]
+    assert set(_connect_results(lab, pairs).values()) == {0}
+
+
 def test_banner_host(lab: Lab) -> None:
     banner = "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10\r\n"
     host = lab.set_banner_host(banner=banner, port=2222)
@@ -322,6 +338,19 @@ def test_cli_status_and_exec(lab: Lab) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "198.18.0.1/24" in r.stdout
+    # stop in another process, start again here: the pid files keep both sides in step
+    ftp = next(h for h in lab.hosts if "vsftpd" in h.daemons)
+    where = (ftp.ipv4, ftp.service("vsftpd").port)
+    r = subprocess.run([script, "--name", lab.name, "stop", ftp.name, "vsftpd"])
+    assert r.returncode == 0
+    assert _connect_results(lab, [where])[where] != 0
+    lab.start_service(ftp.name, "vsftpd")
+    r = subprocess.run([script, "--name", lab.name, "stop", ftp.name, "vsftpd"])
+    r = subprocess.run([script, "--name", lab.name, "start", ftp.name, "vsftpd"])
+    assert r.returncode == 0
+    lab.stop_service(ftp.name, "vsftpd")
+    lab.start_service(ftp.name, "vsftpd")
+    assert _connect_results(lab, [where])[where] == 0
     r = subprocess.run(
         [script, "--name", lab.name, "exec", "--user", "nobody", "--", "id", "-u"],
         capture_output=True,
@@ -498,3 +527,16 @@ def test_capture_udp() -> None:
     assert set(found) == udp
     states = {p.find("state").get("state") for p in root.iter("port")}  # type: ignore[union-attr]
     assert "closed" in states
+
+
+def test_manifest_without_a_lab() -> None:
+    from testlab import manifest
+
+    try:
+        hosts = manifest()
+    except LookupError as e:
+        pytest.skip(str(e))
+    assert hosts[0].namespace == "flanlab-ssh1"
+    redis = next(h for h in hosts if h.name == "db").service("redis")
+    assert redis.package_version == _dpkg_version("redis-server")
+    assert redis.nmap_version == redis.package_version.split(":")[-1].rsplit("-", 1)[0]
