@@ -220,3 +220,48 @@ def test_report_rebuilt_from_a_scan_run_equals_the_scan_report(
     assert rebuilt["scan"]["profile"] == run_json["profile_description"]
     assert rebuilt["scan"]["nmap_commands"] == run_json["nmap_commands"]
     assert rebuilt["scan"]["run_id"] == run_json["run_id"]
+
+
+LAB = Path(__file__).parent / "data" / "lab"
+
+
+@pytest.mark.skipif(not (LAB / "manifest.json").is_file(), reason="no captured lab XML")
+def test_lab_report_lists_findings_at_every_location(
+    runner: CliRunner, nvd_sample: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "vulndb.sqlite3"
+    imported = runner.invoke(
+        cli, ["db", "import", "--db", str(db), str(nvd_sample / "nvdcve-2.0-sample.json.gz")]
+    )
+    assert imported.exit_code == 0, imported.output
+    out = tmp_path / "lab.json"
+    files = [str(LAB / "default.xml"), str(LAB / "all-ports.xml")]
+    result = runner.invoke(cli, ["report", *files, "--db", str(db), "-f", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    manifest = json.loads((LAB / "manifest.json").read_text())
+    # The product+version the manifest has on two hosts is one service; each of its findings
+    # lists both hosts (the original kept only the first host's vulnerabilities).
+    where: dict[tuple[str, str], set[str]] = {}
+    for host in manifest["hosts"]:
+        for s in host["services"]:
+            if s["nmap_version"]:
+                where.setdefault((s["nmap_product"], s["nmap_version"]), set()).add(host["ipv4"])
+    shared = [(k, v) for k, v in where.items() if len(v) > 1]
+    assert shared
+    for (product, version), addresses in shared:
+        (svc,) = [s for s in data["services"] if (s["product"], s["version"]) == (product, version)]
+        assert {loc["address"] for loc in svc["locations"]} == addresses
+        assert svc["vulnerabilities"], f"the sample has no CVE for {product} {version}"
+        for vuln in svc["vulnerabilities"]:
+            assert {loc["address"] for loc in vuln["locations"]} == addresses
+    # The version Nmap could not pin (PostgreSQL "9.6.0 or later") gives product-only matches,
+    # kept apart from the main list.
+    unpinned = [
+        (h["ipv4"], s["nmap_product"]) for h in manifest["hosts"] for s in h["services"]
+        if s["nmap_version"] is None
+    ]  # fmt: skip
+    for address, product in unpinned:
+        (svc,) = [s for s in data["services"] if s["product"] == product]
+        assert svc["vulnerabilities"] == [] and svc["product_only"]
+        assert svc["locations"][0]["address"] == address
