@@ -162,8 +162,10 @@ def report_from_xml(
             analyze=analyze,
             vulndb=db.summary() if db is not None else None,
             vulndb_note=note,
-            notes=suppressions.notes() if suppressions is not None else (),
         )
+        if suppressions is not None:
+            # Only after every finding went through the rules can a rule be called unused.
+            report = dataclasses.replace(report, notes=(*report.notes, *suppressions.notes()))
     finally:
         if db is not None:
             db.close()
