@@ -359,3 +359,24 @@ def test_sanitizer_handles_references_split_across_reads() -> None:
     assert b"".join(pieces) == whole
     assert b"&#x1;" not in whole and b"&#x1b;" not in whole and b"\x07" not in whole
     assert b"&#xec;" in whole  # a valid reference is left alone
+
+
+def test_reads_from_a_pipe(nmap_samples: Path) -> None:
+    import os
+    import threading
+
+    data = (nmap_samples / "2_hosts.xml").read_bytes()
+    read_fd, write_fd = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(data)
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    hosts = list(NmapXmlFile(f"/dev/fd/{read_fd}").hosts())
+    thread.join()
+    os.close(read_fd)
+    assert [h.address for h in hosts] == [
+        h.address for h in NmapXmlFile(nmap_samples / "2_hosts.xml").hosts()
+    ]

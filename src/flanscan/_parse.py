@@ -13,7 +13,6 @@ recognised). Closed, filtered and unanswered `open|filtered` ports are left out.
 from __future__ import annotations
 
 import codecs
-import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -33,8 +32,6 @@ from flanscan._model import (
     ServiceObservation,
 )
 from flanscan._vulners import read_vulners
-
-log = logging.getLogger(__name__)
 
 KEPT_STATES = ("open", "open|filtered")
 
@@ -100,6 +97,7 @@ class _SanitizedReader:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending = ""  # a character reference split across two reads
         self.eof = False
+        self.seen_content = False  # anything but whitespace: an empty file is not "not XML"
 
     def read(self, size: int = -1) -> bytes:
         while True:
@@ -113,6 +111,7 @@ class _SanitizedReader:
                     cut = len(text) - 16 + partial.start() if len(text) > 16 else partial.start()
                     text, self.pending = text[:cut], text[cut:]
             if text or self.eof:
+                self.seen_content = self.seen_content or bool(text.strip())
                 text = _BAD_CHAR_REF.sub(_fix_char_ref, text)
                 text = _RAW_CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
                 return text.encode("utf-8")
@@ -209,26 +208,16 @@ class NmapXmlFile:
             handle = self.path.open("rb")
         except OSError as exc:
             raise ParseError(f"{source}: cannot read: {exc.strerror or exc}") from exc
-        with handle:
-            if not handle.read(1):
-                # A worker stopped before Nmap wrote anything: no hosts, and say so.
-                state.complete = False
-                state.warnings.append(
-                    f"{source}: empty Nmap XML file (scan interrupted before any output?)"
-                )
-                log.debug(state.warnings[-1])
-                self._done = True
-                return
-            handle.seek(0)
+        with handle:  # read once, front to back: a pipe (/dev/stdin) works too
             yield from self._stream(handle, state, source)
         self._done = True
 
     def _stream(self, handle: Any, state: _RunState, source: str) -> Iterator[HostObservation]:
         parser = _NmapDoctypeParser()
+        stream = _SanitizedReader(handle)
         root: ET.Element | None = None
         depth = 0
         try:
-            stream = _SanitizedReader(handle)
             for event, elem in iterparse(stream, events=("start", "end"), parser=parser):
                 if event == "start":
                     depth += 1
@@ -273,6 +262,13 @@ class NmapXmlFile:
                 f"({type(exc).__name__}) are not allowed in Nmap output"
             ) from None
         except ET.ParseError as exc:
+            if not stream.seen_content:
+                # A worker stopped before Nmap wrote anything: no hosts, and say so.
+                state.complete = False
+                state.warnings.append(
+                    f"{source}: empty Nmap XML file (scan interrupted before any output?)"
+                )
+                return
             if root is None and parser.doctype != "nmaprun":
                 raise ParseError(
                     f"{source}: not Nmap XML ({exc}); give files written by `nmap -oX`"
@@ -285,7 +281,6 @@ class NmapXmlFile:
                 f"(interrupted scan?); only the {state.seen_up + state.seen_down} complete "
                 "host(s) before it are used"
             )
-            log.debug(state.warnings[-1])
             return
         if not state.finished:
             state.complete = False
