@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flanscan._errors import UsageError
+from flanscan._errors import ParseError, UsageError
 from flanscan._model import FindingStatus
 from flanscan._pipeline import (
     ReportOptions,
-    collect_xml,
     fail_on_reached,
     report_from_xml,
     report_run,
@@ -79,12 +78,12 @@ def test_explicit_missing_database_is_a_usage_error(tmp_path: Path) -> None:
         report_from_xml([LAB_XML], ReportOptions(db_path=tmp_path / "absent.sqlite3"))
 
 
-def test_collect_xml_names_the_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="nothing-here"):
-        collect_xml([tmp_path / "nothing-here"])
+def test_bad_xml_paths_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match="nothing-here"):
+        report_from_xml([tmp_path / "nothing-here"], ReportOptions(use_db=False))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="no Nmap XML"):
-        collect_xml([tmp_path / "empty"])
+    with pytest.raises(ParseError, match="no Nmap XML"):
+        report_from_xml([tmp_path / "empty"], ReportOptions(use_db=False))
 
 
 def test_fail_on_thresholds_follow_the_findings(sample_db: Path) -> None:

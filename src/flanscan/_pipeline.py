@@ -7,7 +7,7 @@ prints. Every stage works from files a user can keep, so a report can be rebuilt
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,34 +111,16 @@ def make_analyzer(
     return analyze
 
 
-def collect_xml(paths: Sequence[Path]) -> list[Path]:
-    """Nmap XML files named directly, or found in result directories (their xml/ folder)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            base = path / "xml" if (path / "xml").is_dir() else path
-            found = sorted(base.rglob("*.xml"))
-            if not found:
-                raise UsageError(f"{path}: no Nmap XML files found; give XML files or a run dir")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UsageError(f"{path}: no such file or directory")
-    return files
-
-
 def report_from_xml(
     paths: Sequence[Path],
     options: ReportOptions,
     *,
     scan: ScanSummary | None = None,
 ) -> Report:
-    """Build the Report from saved Nmap XML (files or result directories), without scanning."""
-    from flanscan._parse import NmapXmlFile
-    from flanscan._report import build_report, summarize_runs
+    """Build the Report from saved Nmap XML (files or result directories), without scanning.
+    Hosts are streamed from the files; `scan` (from run.json) heads the report when given."""
+    from flanscan._report import report_from_files
 
-    files = collect_xml(paths)
     db, note = open_vulndb(options)
     suppressions = None
     if options.suppressions is not None:
@@ -146,47 +128,20 @@ def report_from_xml(
 
         suppressions = load_suppressions(options.suppressions)
     try:
-        readers = [NmapXmlFile(f) for f in files]
-
-        def hosts() -> Iterator[HostObservation]:
-            for reader in readers:
-                yield from reader.hosts()
-
-        analyze = make_analyzer(db, suppressions, include_product_only=True)
-        host_list = list(hosts())  # read fully so run infos are complete for the summary
-        from_xml = summarize_runs([r.info for r in readers])
-        summary = _merge_summaries(scan, from_xml)
-        report = build_report(
-            host_list,
-            scan=summary,
-            analyze=analyze,
+        report = report_from_files(
+            paths,
+            scan=scan,
+            analyze=make_analyzer(db, suppressions),
             vulndb=db.summary() if db is not None else None,
             vulndb_note=note,
         )
-        if suppressions is not None:
-            # Only after every finding went through the rules can a rule be called unused.
-            report = dataclasses.replace(report, notes=(*report.notes, *suppressions.notes()))
     finally:
         if db is not None:
             db.close()
+    if suppressions is not None:
+        # Only after every finding went through the rules can a rule be called unused.
+        report = dataclasses.replace(report, notes=(*report.notes, *suppressions.notes()))
     return dataclasses.replace(report, list_product_only=options.show_product_only)
-
-
-def _merge_summaries(given: ScanSummary | None, from_xml: ScanSummary) -> ScanSummary:
-    """Prefer what the run recorded (run.json); fill gaps and add warnings from the XML."""
-    if given is None:
-        return from_xml
-    return dataclasses.replace(
-        given,
-        nmap_commands=given.nmap_commands or from_xml.nmap_commands,
-        nmap_version=given.nmap_version or from_xml.nmap_version,
-        start=given.start or from_xml.start,
-        end=given.end or from_xml.end,
-        xml_files=given.xml_files or from_xml.xml_files,
-        warnings=tuple(dict.fromkeys(given.warnings + from_xml.warnings)),
-        hosts_up=given.hosts_up or from_xml.hosts_up,
-        hosts_down=given.hosts_down or from_xml.hosts_down,
-    )
 
 
 def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Path]:
