@@ -64,14 +64,32 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _display() -> Any:
+class _Shown:
+    """Wraps a display and remembers the notes it showed (so they are not repeated at the end)."""
+
+    def __init__(self, display: Any) -> None:
+        self.display = display
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        self.display.note(message)
+
+    def update(self, progress: Any) -> None:
+        self.display.update(progress)
+
+    def close(self, progress: Any) -> None:
+        self.display.close(progress)
+
+
+def _display() -> _Shown:
     from flanscan._scan.display import LiveDisplay, PlainDisplay
 
     if sys.stdout.isatty() and sys.stderr.isatty():
         from rich.console import Console
 
-        return LiveDisplay(Console(stderr=True))
-    return PlainDisplay(sys.stderr)
+        return _Shown(LiveDisplay(Console(stderr=True)))
+    return _Shown(PlainDisplay(sys.stderr))
 
 
 @click.command(cls=_ScanCommand, epilog=EPILOG)
@@ -251,8 +269,9 @@ def scan(
         extra_args=nmap_args,
         vulners=vulners,
     )
+    display = _display()
     with _sigterm_as_interrupt():
-        result = run_scan(options, _display())
+        result = run_scan(options, display)
     try:
         outcome = report_run(result.run_dir, result.summary(), report_options)
     except KeyboardInterrupt:
@@ -261,7 +280,8 @@ def scan(
             f" (rebuild with: flan report {result.run_dir})"
         ) from None
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        if warning not in display.notes:
+            click.echo(f"warning: {warning}", err=True)
     for message in outcome.messages:
         click.echo(message, err=True)
     # The first format asked for is "the report": its path is the last line printed.

@@ -518,7 +518,7 @@ class _Run:
         done = 0
         for job in self.jobs:
             if job.status.phase in ("scan", "discovery") and job.counts_hosts:
-                done += job.count if job.status.status != "running" else job.hosts_completed
+                done += job.count if job.status.status == "done" else job.hosts_completed
         busy_hosts = {k[0] for k in self.pending}
         for job in self._running("service"):
             busy_hosts.update(k[0] for k in job.service_keys)
@@ -529,7 +529,8 @@ class _Run:
             if j.remaining is not None
         ]
         if finished:
-            phase = "interrupted" if self.interrupted else "finished"
+            failed = any(j.status.status != "done" for j in self.jobs)
+            phase = "interrupted" if self.interrupted else ("incomplete" if failed else "finished")
         elif self.options.ports == "all":
             phases = []
             if self._running("discovery"):
@@ -541,7 +542,7 @@ class _Run:
             phase = "scanning"
         return ScanProgress(
             hosts_total=self.plan.targets.count,
-            hosts_done=self.plan.targets.count if finished and not self.interrupted else done,
+            hosts_done=done,
             open_ports=len(self.open_keys),
             services=len(self.identified),
             elapsed=now - self.t0,

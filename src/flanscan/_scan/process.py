@@ -112,6 +112,7 @@ class NmapProcess:
             if line == "QUITTING!":
                 before = [x for x in lines[:i] if not x.startswith(("Starting Nmap", "WARNING"))]
                 return before[-1] if before else line
-            if line.startswith("nmap: "):
-                return line[len("nmap: ") :]
+            m = re.match(r"^(?:\S*/)?nmap: (.+)", line)
+            if m:
+                return m.group(1)
         return None

@@ -1,0 +1,165 @@
+"""Scan engine parts without the lab: pass-through flags, Nmap output parsing, displays."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from flanscan._errors import UsageError
+from flanscan._scan import ScanProgress, default_workers
+from flanscan._scan.display import PlainDisplay, describe
+from flanscan._scan.nmapargs import PassThrough
+from flanscan._scan.nmapout import Done, NmapOutputParser, OpenPort, PortLine, Stats, Timing
+
+
+def test_pass_through_flags_are_split_into_options() -> None:
+    extra = PassThrough.parse(["-sU", "-p", "U:161", "-T4", "--min-rate=50", "-6", "-Pn"])
+    assert [o.name for o in extra.options] == ["-sU", "-p", "-T", "--min-rate", "-6", "-Pn"]
+    assert extra.udp and extra.ipv6
+    assert extra.port_spec == "U:161"
+    assert extra.tcp_scan_type is None
+    assert extra.words == ["-sU", "-p", "U:161", "-T4", "--min-rate=50", "-6", "-Pn"]
+    # service phase: no port spec, no host discovery, no -6 (the engine adds it per host)
+    assert extra.service_words() == ["-sU", "-T4", "--min-rate=50"]
+    # discovery phase: no probes or scripts, no port spec
+    scripted = PassThrough.parse(["--script", "banner", "-sT", "-p22", "--version-all"])
+    assert scripted.discovery_words() == ["-sT"]
+    assert scripted.tcp_scan_type == "-sT"
+    assert scripted.port_spec == "22"
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["-oX", "x.xml"], "flan writes Nmap's XML"),
+        (["-oA", "base"], "flan writes Nmap's XML"),
+        (["-iL", "hosts.txt"], "give targets as arguments"),
+        (["--exclude", "127.0.0.2"], "--exclude-file"),
+        (["127.0.0.1"], "is not an option"),
+        (["-p"], "needs a value"),
+    ],
+)
+def test_pass_through_refuses_what_flan_owns(args: list[str], problem: str) -> None:
+    with pytest.raises(UsageError, match=problem):
+        PassThrough.parse(args)
+
+
+def test_default_workers_grow_with_cores_but_not_beyond_hosts() -> None:
+    assert default_workers(1, cores=8) == 1
+    assert default_workers(300, cores=2) == 8
+    assert default_workers(300, cores=16) == 32
+    assert default_workers(None, cores=2) == 8
+
+
+@pytest.fixture
+def banner_server() -> Iterator[int]:
+    """A loopback TCP server that greets like OpenSSH (Nmap names it without waiting)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n")
+                    conn.settimeout(1)
+                    conn.recv(1024)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+    thread.join(timeout=2)
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
+def test_output_parser_reads_a_real_nmap_run(banner_server: int) -> None:
+    port = banner_server
+    out = subprocess.run(
+        [
+            "nmap",
+            "-sT",
+            "-sV",
+            "-Pn",
+            "-n",
+            "-v",
+            "--stats-every",
+            "10ms",
+            "-p",
+            str(port),
+            "127.0.0.1",
+            "-oX",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    parser = NmapOutputParser()
+    events = [e for e in (parser.feed(line) for line in out.splitlines()) if e is not None]
+    assert OpenPort("127.0.0.1", port, "tcp") in events
+    rows = [e for e in events if isinstance(e, PortLine)]
+    assert [(r.address, r.port, r.state, r.service, r.identified) for r in rows] == [
+        ("127.0.0.1", port, "open", "ssh", True)
+    ]
+    assert events[-1] == Done(1, 1)
+    assert any(isinstance(e, Stats) for e in events)
+
+
+def test_output_parser_lines() -> None:
+    parser = NmapOutputParser()
+    assert parser.feed(
+        "Stats: 0:00:01 elapsed; 3 hosts completed (2 up), 2 undergoing SYN Stealth Scan"
+    ) == Stats(3, 2, 2)
+    assert parser.feed(
+        "SYN Stealth Scan Timing: About 76.90% done; ETC: 10:57 (0:01:05 remaining)"
+    ) == Timing("SYN Stealth Scan", 76.9, 65.0)
+    assert parser.feed("Service scan Timing: About 0.00% done") == Timing("Service scan", 0.0, None)
+    assert parser.feed("Discovered open port 22/tcp on fd00:f1a5::11") == OpenPort(
+        "fd00:f1a5::11", 22, "tcp"
+    )
+    parser.feed("Nmap scan report for ssh1.flanlab.test (198.18.0.11)")
+    parser.feed("PORT   STATE SERVICE VERSION")
+    assert parser.feed("80/tcp open  http?") == PortLine(
+        "198.18.0.11", 80, "tcp", "open", "http?", identified=False
+    )
+    assert parser.feed("Nmap done: 256 IP addresses (3 hosts up) scanned in 5.20 seconds") == Done(
+        256, 3
+    )
+
+
+def test_plain_display_prints_a_few_lines() -> None:
+    stream = io.StringIO()
+    display = PlainDisplay(stream, heartbeat=3600)
+    display.note("not running as root")
+    for done in range(5):
+        display.update(ScanProgress(hosts_total=5, hosts_done=done, phase="scanning"))
+    final = ScanProgress(hosts_total=5, hosts_done=5, open_ports=7, services=6, elapsed=75,
+                         phase="finished", finished=True)  # fmt: skip
+    display.close(final)
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "flan: note: not running as root",
+        "flan: scanning: 0/5 hosts, 0 open ports, 0 services, 00:00 elapsed, ETA --:--",
+        f"flan: scan finished: {describe(final)}",
+    ]
+    assert "01:15 elapsed" in lines[-1]
