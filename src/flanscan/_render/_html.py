@@ -24,6 +24,17 @@ from markupsafe import Markup
 from flanscan._model import ChangeKind, FindingStatus, HostSummary, Location, Report
 from flanscan._render import _common as common
 
+# Long lists (locations, hosts) are printed as flowing text in paragraphs of this many items:
+# WeasyPrint re-lays out the rest of a text run for every line it breaks, so long runs cost
+# quadratic time, while many small paragraphs cost a box each.
+FLOW_BATCH = 40
+# WeasyPrint needs about a millisecond per line of text, so a complete PDF of a 10,000-host scan
+# would take minutes. The PDF lists at most this many locations per list and hosts, and says how
+# many more there are; the HTML, JSON, CSV, Markdown and TeX reports are always complete.
+PDF_MAX_LOCATIONS = 50  # per service
+PDF_MAX_FINDING_LOCATIONS = 12  # per finding that applies to only some of its service's locations
+PDF_MAX_HOSTS = 500
+
 
 def _finalize(value: Any) -> Any:
     # Applied to every {{ expression }} before autoescaping: None prints as nothing, and host
@@ -129,6 +140,10 @@ def _render(report: Report, *, pdf: bool) -> bytes:
     context = {
         "report": report,
         "pdf": pdf,
+        "flow_batch": FLOW_BATCH,
+        "pdf_cap": PDF_MAX_LOCATIONS,
+        "pdf_finding_cap": PDF_MAX_FINDING_LOCATIONS,
+        "pdf_host_cap": PDF_MAX_HOSTS,
         "h": _HELPERS,
         "css": Markup(css),  # noqa: S704 - static package file, checked by _static
         "js": Markup(js),  # noqa: S704 - static package file, checked by _static
