@@ -586,6 +586,9 @@ def test_html_shows_every_finding_field_in_order() -> None:
     assert "94.44% (pctl 99.9)" in vulnerable
     assert "2021-10-05" in vulnerable
     assert "unconfirmed: distribution build" in vulnerable
+    # Unconfirmed findings are shown after the confirmed ones, under their own note.
+    note = vulnerable.index("Unconfirmed: distribution build.")
+    assert vulnerable.index("CVE-2023-38408") < note < vulnerable.index("CVE-2023-51385")
     # Closed findings are only in their appendix, with their evidence.
     assert "CVE-2023-48795" not in vulnerable and "CVE-2016-20012" not in vulnerable
     appendix_a = doc.text("appendix-distribution")
@@ -654,6 +657,8 @@ def test_md_report_renders_safely_and_completely() -> None:
         assert piece in text, piece
     assert "KEV since 2021-11-03, ransomware: known" in text
     assert "1:9.2p1-2+deb12u2" in text and "disputed by the vendor" in text
+    note = text.index("Unconfirmed: distribution build.")
+    assert text.index("CVE-2023-38408") < note < text.index("CVE-2023-51385")
     # Every table row has as many cells as its header.
     for table in html.split("<table>")[1:]:
         body = table.split("</table>")[0]

@@ -121,6 +121,24 @@ def test_pdf_from_html_has_the_report_text(tmp_path: Path) -> None:
     assert TEX.split()[0] in text
 
 
+def test_pdf_lists_long_location_lists_in_part(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from flanscan._model import HostSummary, Location
+    from flanscan._render._html import PDF_MAX_HOSTS, PDF_MAX_LOCATIONS
+
+    report = sample_report()
+    n = PDF_MAX_LOCATIONS + 70
+    locs = tuple(Location(f"198.18.1.{i}", 6379, "tcp") for i in range(n))
+    services = (*report.services[:-2], replace(report.services[-2], locations=locs))
+    hosts = tuple(HostSummary(f"198.18.{i // 256}.{i % 256}") for i in range(PDF_MAX_HOSTS + 5))
+    text = pdftotext(render(replace(report, services=services, hosts=hosts), "pdf"), tmp_path)
+    assert "and 70 more locations" in text
+    assert "and 5 more hosts" in text
+    assert f"198.18.1.{PDF_MAX_LOCATIONS - 1}:6379/tcp" in text
+    assert f"198.18.1.{PDF_MAX_LOCATIONS}:6379/tcp" not in text
+
+
 def real_samples(nmap_samples: Path) -> list[Path]:
     return sorted(p for p in nmap_samples.glob("*.xml") if not p.name.startswith("defused"))
 

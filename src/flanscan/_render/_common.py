@@ -107,6 +107,8 @@ def fmt_score(cvss: CvssScore | None) -> str:
     """`9.8 (CVSS 3.1)`, or `no score` when the CVE has none yet."""
     if cvss is None:
         return "no score"
+    if not re.fullmatch(r"\d+(\.\d+)?", cvss.version):
+        return f"{cvss.score:.1f} (CVSS, version not stated)"
     return f"{cvss.score:.1f} (CVSS {cvss.version})"
 
 
@@ -240,6 +242,25 @@ class AppendixEntry:
 def vulnerable_services(report: Report) -> Iterator[ServiceReport]:
     """Services with at least one open finding, in the report's order."""
     return (svc for svc in report.services if svc.open_findings)
+
+
+def confirmed_findings(svc: ServiceReport) -> list[ServiceFinding]:
+    """The service's confirmed findings, in the report's order (shown first)."""
+    return [sf for sf in svc.findings if sf.finding.status is FindingStatus.CONFIRMED]
+
+
+def unconfirmed_findings(svc: ServiceReport) -> list[ServiceFinding]:
+    """Open findings on a distribution build whose banner carries no package revision: kept,
+    but shown apart from the confirmed ones."""
+    return [
+        sf for sf in svc.findings if sf.finding.status is FindingStatus.UNCONFIRMED_DISTRIBUTION
+    ]
+
+
+UNCONFIRMED_NOTE = (
+    "Unconfirmed: distribution build. The banner names a distribution build without its package "
+    "revision, so whether the distribution backported the fix cannot be checked."
+)
 
 
 def other_services(report: Report) -> Iterator[ServiceReport]:

@@ -104,9 +104,16 @@ def _service_section(svc: ServiceReport) -> list[str]:
     if svc.cpes:
         lines += ["CPE: " + ", ".join(escape_md(c) for c in svc.cpes), ""]
     lines += [f"Locations ({len(svc.locations)}): {_locations(svc.locations)}", ""]
-    items = svc.open_findings
-    lines += _table(_FINDING_HEADER, (_finding_cells(svc, sf, False) for sf in items))
-    lines += _evidence((svc, sf) for sf in items)
+    for items, intro in (
+        (common.confirmed_findings(svc), None),
+        (common.unconfirmed_findings(svc), common.UNCONFIRMED_NOTE),
+    ):
+        if not items:
+            continue
+        if intro:
+            lines += [f"**{escape_md(intro)}**", ""]
+        lines += _table(_FINDING_HEADER, (_finding_cells(svc, sf, False) for sf in items))
+        lines += _evidence((svc, sf) for sf in items)
     if svc.product_only:
         lines += [f"_{escape_md(common.product_only_note(svc))}_", ""]
     return lines

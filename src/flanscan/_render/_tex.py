@@ -156,7 +156,12 @@ def _service(svc: ServiceReport) -> list[str]:
         rf"\textbf{{Locations ({len(svc.locations)}):}} {{\small {_locations(svc.locations)}}}\par"
     )
     lines.append(r"\medskip")
-    for sf in svc.open_findings:
+    for sf in common.confirmed_findings(svc):
+        lines += _finding(svc, sf, False)
+    unconfirmed = common.unconfirmed_findings(svc)
+    if unconfirmed:
+        lines += [r"\textbf{" + escape_tex(common.UNCONFIRMED_NOTE) + r"}\par", r"\medskip"]
+    for sf in unconfirmed:
         lines += _finding(svc, sf, False)
     if svc.product_only:
         lines.append(r"\emph{" + escape_tex(common.product_only_note(svc)) + r"}\par")
