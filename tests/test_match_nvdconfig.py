@@ -171,3 +171,36 @@ def test_formatted_string_escapes_and_logical_values() -> None:
 )
 def test_attribute_relations_follow_nistir_7696(source: str, target: str, relation: str) -> None:
     assert attribute_relation(source, target) == relation
+
+
+def test_attributes_from_nmaps_cpe_must_not_contradict() -> None:
+    german = ("*", "de", "*", "*", "*", "*")  # Nmap: cpe:/a:...::::de
+    any_language = {"nodes": [node(m(APP))]}
+    english_only = {"nodes": [node(m("cpe:2.3:a:openbsd:openssh:*:*:*:en:*:*:*:*"))]}
+    (parsed_any,) = parse_configurations([any_language])
+    (parsed_en,) = parse_configurations([english_only])
+    assert evaluate(parsed_any, Target.of(OPENSSH, "8.0p1", german))[0] is not None
+    assert evaluate(parsed_en, Target.of(OPENSSH, "8.0p1", german))[0] is None
+    # Unknown on our side: matched, with the attribute as a condition.
+    found, _ = evaluate(parsed_en, Target.of(OPENSSH, "8.0p1"))
+    assert found is not None and found.hits[0][1] == ("language en",)
+
+
+def test_parsing_for_a_product_keeps_other_entries_raw_and_shares_shapes() -> None:
+    from flanscan._match.nvdconfig import ConfigParser
+
+    conf = {
+        "operator": "AND",
+        "nodes": [node(m(APP, versionEndExcluding="9.0")), node(m(LINUX, False))],
+    }
+    parser = ConfigParser(OPENSSH)
+    (a,) = parser.parse([conf])
+    (b,) = parser.parse([conf])
+    assert a.key == b.key >= 0
+    assert [len(n.entries) for n in a.nodes] == [1, 0]
+    assert a.nodes[1].others[0]["criteria"] == LINUX
+    memo: dict[int, object] = {}
+    found, _ = evaluate(a, Target.of(OPENSSH, "8.0p1"), memo)  # type: ignore[arg-type]
+    again, _ = evaluate(b, Target.of(OPENSSH, "8.0p1"), memo)  # type: ignore[arg-type]
+    assert found is not None and again is not None
+    assert found.platform_conditions == again.platform_conditions == (f"running on {LINUX}",)

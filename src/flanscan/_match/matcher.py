@@ -8,18 +8,37 @@ more than matching their distinct versions once.
 
 from __future__ import annotations
 
+import gc
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from flanscan._lookup import VulnLookup
 from flanscan._match.cpe import parse_cpe23
 from flanscan._match.detect import DetectedProduct, detect_products
-from flanscan._match.nvdconfig import Configuration, Target, evaluate, parse_configurations
+from flanscan._match.nvdconfig import ConfigParser, Configuration, Target, evaluate
 from flanscan._model import Confidence, Finding, MatchEvidence, ServiceObservation, Vulnerability
 
 _MAX_EVIDENCE = 5  # evidence entries kept per finding (CVE-2012-2122 lists 60 MySQL versions)
 _SERVICE_CACHE = 50_000
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector during bulk work.
+
+    Matching allocates many small acyclic objects; with a large database in memory, each full
+    collection walks millions of decoded JSON objects and costs more than the matching itself.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +69,10 @@ class Matcher:
 
     def __init__(self, db: VulnLookup) -> None:
         self._db = db
-        self._configs: dict[tuple[str, str], tuple[tuple[str, tuple[Configuration, ...]], ...]] = {}
+        self._configs: dict[
+            tuple[tuple[str, str], ...], tuple[tuple[str, tuple[Configuration, ...]], ...]
+        ] = {}
+
         self._results: dict[tuple[object, ...], _ProductResult] = {}
         self._vulns: dict[str, Vulnerability] = {}
         self._services: dict[tuple[object, ...], ServiceMatch] = {}
@@ -58,16 +80,21 @@ class Matcher:
     # ------------------------------------------------------------------ database access
 
     def _candidates(
-        self, vendor: str, product: str
+        self, names: tuple[tuple[str, str], ...]
     ) -> tuple[tuple[str, tuple[Configuration, ...]], ...]:
-        key = (vendor, product)
-        hit = self._configs.get(key)
+        """CVEs naming any of `names`, parsed for that product (cached per product)."""
+        hit = self._configs.get(names)
         if hit is None:
-            hit = tuple(
-                (c.cve_id, parse_configurations(c.configurations))
-                for c in self._db.candidates(vendor, product)
-            )
-            self._configs[key] = hit
+            seen: set[str] = set()
+            parser = ConfigParser(names)
+            parsed: list[tuple[str, tuple[Configuration, ...]]] = []
+            for vendor, product in names:
+                for c in self._db.candidates(vendor, product):
+                    if c.cve_id not in seen:
+                        seen.add(c.cve_id)
+                        parsed.append((c.cve_id, parser.parse(c.configurations)))
+            hit = tuple(parsed)
+            self._configs[names] = hit
         return hit
 
     def _vulnerabilities(self, ids: Sequence[str]) -> dict[str, Vulnerability]:
@@ -92,28 +119,27 @@ class Matcher:
         exact = product.version is not None
         hits: dict[str, _Hit] = {}
         uncomparable: set[str] = set()
-        for vendor, name in product.nvd_names:
-            for cve_id, configs in self._candidates(vendor, name):
-                if cve_id in hits:
-                    continue
-                evidence: list[tuple[str, str, tuple[str, ...]]] = []
-                for config in configs:
-                    found, bad = evaluate(config, target)
+        memo: dict[int, Any] = {}
+        for cve_id, configs in self._candidates(product.nvd_names):
+            evidence: list[tuple[str, str, tuple[str, ...]]] = []
+            for config in configs:
+                found, bad = evaluate(config, target, memo)
+                if bad:
                     uncomparable |= bad
-                    if found is None:
-                        continue
-                    for entry, attr_conditions in found.hits:
-                        item = (
-                            entry.criteria,
-                            entry.range_text(),
-                            attr_conditions + found.platform_conditions,
-                        )
-                        if item not in evidence:
-                            evidence.append(item)
-                if evidence:
-                    # Unconditional evidence first: it is the strongest reason.
-                    evidence.sort(key=lambda e: len(e[2]))
-                    hits[cve_id] = _Hit(cve_id, exact, tuple(evidence[:_MAX_EVIDENCE]))
+                if found is None:
+                    continue
+                for entry, attr_conditions in found.hits:
+                    item = (
+                        entry.criteria,
+                        entry.range_text(),
+                        attr_conditions + found.platform_conditions,
+                    )
+                    if item not in evidence:
+                        evidence.append(item)
+            if evidence:
+                # Unconditional evidence first: it is the strongest reason.
+                evidence.sort(key=lambda e: len(e[2]))
+                hits[cve_id] = _Hit(cve_id, exact, tuple(evidence[:_MAX_EVIDENCE]))
         notes: tuple[str, ...] = ()
         if exact and uncomparable:
             shown = ", ".join(sorted(uncomparable)[:3])
@@ -144,13 +170,19 @@ class Matcher:
         cached = self._services.get(key)
         if cached is not None:
             return cached
+        with _gc_paused():
+            return self._explain(service, include_product_only, key)
+
+    def _explain(
+        self, service: ServiceObservation, include_product_only: bool, key: tuple[object, ...]
+    ) -> ServiceMatch:
         banner = service.banner
         merged: dict[str, tuple[bool, list[MatchEvidence]]] = {}
         notes: list[str] = []
         for product in detect_products(service):
-            result = self.match_product(product)
             if product.version is None and not include_product_only:
                 continue
+            result = self.match_product(product)
             notes.extend(n for n in result.notes if n not in notes)
             for hit in result.hits:
                 ev = [

@@ -46,9 +46,9 @@ _P_UPDATE = re.compile(r"^p\d+$")
 _MAX_LISTED = 6  # platform entries spelled out in one condition before "and N more"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class MatchEntry:
-    """One `cpeMatch` entry, parsed once."""
+    """One `cpeMatch` entry, parsed once (and shared: compared by identity)."""
 
     criteria: str
     cpe: Cpe
@@ -99,18 +99,32 @@ class MatchEntry:
         return self.criteria
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Node:
+    """A node: `entries` may name the product; `others` (raw `cpeMatch` dicts) cannot."""
+
     operator: str  # "AND" | "OR"
     negate: bool
     entries: tuple[MatchEntry, ...]
+    others: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Configuration:
     operator: str  # "AND" | "OR"
     negate: bool
     nodes: tuple[Node, ...]
+    # Equal for configurations that evaluate alike for the product (same entries naming it,
+    # same shape); evaluation results are shared between them. -1: not shared.
+    key: int = -1
+
+
+def _bound(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
 
 
 def _entry(raw: dict[str, Any]) -> MatchEntry | None:
@@ -120,19 +134,14 @@ def _entry(raw: dict[str, Any]) -> MatchEntry | None:
     cpe = parse_cpe23(criteria)
     if cpe is None:
         return None
-
-    def bound(key: str) -> str | None:
-        value = raw.get(key)
-        return value.strip() if isinstance(value, str) and value.strip() else None
-
     return MatchEntry(
         criteria=criteria,
         cpe=cpe,
         vulnerable=raw.get("vulnerable") is True,
-        start_including=bound("versionStartIncluding"),
-        start_excluding=bound("versionStartExcluding"),
-        end_including=bound("versionEndIncluding"),
-        end_excluding=bound("versionEndExcluding"),
+        start_including=_bound(raw, "versionStartIncluding"),
+        start_excluding=_bound(raw, "versionStartExcluding"),
+        end_including=_bound(raw, "versionEndIncluding"),
+        end_excluding=_bound(raw, "versionEndExcluding"),
     )
 
 
@@ -140,33 +149,107 @@ def _operator(raw: object) -> str:
     return "AND" if isinstance(raw, str) and raw.upper() == "AND" else "OR"
 
 
-def parse_configurations(raw: Sequence[dict[str, Any]] | None) -> tuple[Configuration, ...]:
-    """Parse a CVE's `configurations` array; malformed parts are skipped, never raised on."""
-    configs: list[Configuration] = []
-    for conf in raw or ():
-        if not isinstance(conf, dict):
-            continue
-        nodes: list[Node] = []
-        for node in conf.get("nodes") or ():
-            if not isinstance(node, dict):
+def _names_product(
+    criteria: str, prefixes: tuple[str, ...], names: frozenset[tuple[str, str]]
+) -> bool:
+    if criteria.startswith(prefixes):
+        return True
+    if "\\" in criteria or not criteria.islower():  # escaped or odd case: parse to be sure
+        cpe = parse_cpe23(criteria)
+        return cpe is not None and cpe.part == "a" and (cpe.vendor, cpe.product) in names
+    return False
+
+
+class ConfigParser:
+    """Parses configurations for one product, sharing identical entries and shapes.
+
+    Only entries naming the product are parsed; the others are kept raw (for the product they
+    can only be unknown, and are spelled out only in platform conditions). Configurations that
+    evaluate alike for the product get the same `key`, so `evaluate` computes them once.
+    """
+
+    def __init__(self, names: Iterable[tuple[str, str]] | None = None) -> None:
+        self.names = frozenset(names) if names is not None else None
+        self.prefixes = tuple(f"cpe:2.3:a:{v}:{p}:" for v, p in self.names or ())
+        self._entries: dict[tuple[object, ...], MatchEntry | None] = {}
+        self._shapes: dict[tuple[object, ...], int] = {}
+
+    def _entry(self, m: dict[str, Any]) -> MatchEntry | None:
+        key = (
+            m.get("criteria"),
+            m.get("vulnerable"),
+            m.get("versionStartIncluding"),
+            m.get("versionStartExcluding"),
+            m.get("versionEndIncluding"),
+            m.get("versionEndExcluding"),
+        )
+        try:
+            return self._entries[key]
+        except KeyError:
+            entry = self._entries[key] = _entry(m)
+            return entry
+        except TypeError:  # unhashable junk in a malformed record
+            return None
+
+    def parse(self, raw: Sequence[dict[str, Any]] | None) -> tuple[Configuration, ...]:
+        """Parse one CVE's `configurations`; malformed parts are skipped, never raised on."""
+        names, prefixes = self.names, self.prefixes
+        configs: list[Configuration] = []
+        for conf in raw or ():
+            if not isinstance(conf, dict):
                 continue
-            entries = tuple(
-                e
-                for e in (_entry(m) for m in node.get("cpeMatch") or () if isinstance(m, dict))
-                if e is not None
-            )
-            nodes.append(Node(_operator(node.get("operator")), node.get("negate") is True, entries))
-        if nodes:
-            configs.append(
-                Configuration(
-                    _operator(conf.get("operator")), conf.get("negate") is True, tuple(nodes)
+            nodes: list[Node] = []
+            for node in conf.get("nodes") or ():
+                if not isinstance(node, dict):
+                    continue
+                entries: list[MatchEntry] = []
+                others: list[dict[str, Any]] = []
+                for m in node.get("cpeMatch") or ():
+                    try:
+                        criteria = m["criteria"]
+                        mine = names is None or criteria.startswith(prefixes)
+                    except (TypeError, KeyError, AttributeError):
+                        continue
+                    if (
+                        not mine
+                        and names is not None
+                        and not _names_product(criteria, prefixes, names)
+                    ):
+                        others.append(m)
+                        continue
+                    e = self._entry(m)
+                    if e is not None:
+                        entries.append(e)
+                nodes.append(
+                    Node(
+                        "AND" if node.get("operator") == "AND" else _operator(node.get("operator")),
+                        node.get("negate") is True,
+                        tuple(entries),
+                        tuple(others),
+                    )
                 )
+            if not nodes:
+                continue
+            operator, negate = _operator(conf.get("operator")), conf.get("negate") is True
+            shape = (
+                operator,
+                negate,
+                tuple((n.operator, n.negate, n.entries, len(n.others)) for n in nodes),
             )
-    return tuple(configs)
+            key = self._shapes.setdefault(shape, len(self._shapes))
+            configs.append(Configuration(operator, negate, tuple(nodes), key))
+        return tuple(configs)
+
+
+def parse_configurations(
+    raw: Sequence[dict[str, Any]] | None, names: Iterable[tuple[str, str]] | None = None
+) -> tuple[Configuration, ...]:
+    """Parse a CVE's `configurations` array (see `ConfigParser`)."""
+    return ConfigParser(names).parse(raw)
 
 
 def names_in(configs: Iterable[Configuration]) -> set[tuple[str, str, str]]:
-    """(part, vendor, product) of every entry, vulnerable or not."""
+    """(part, vendor, product) of every parsed entry, vulnerable or not."""
     return {
         (e.cpe.part, e.cpe.vendor, e.cpe.product)
         for c in configs
@@ -306,13 +389,29 @@ class ConfigMatch:
     platform_conditions: tuple[str, ...]
 
 
-def _describe_unknown(entries: Sequence[MatchEntry], negate: bool, operator: str) -> str:
-    first = entries[0].cpe.part
+def _raw_describe(m: dict[str, Any]) -> str:
+    criteria = str(m.get("criteria"))
+    parts = [
+        f"{op} {_bound(m, key)}"
+        for key, op in (
+            ("versionStartIncluding", ">="),
+            ("versionStartExcluding", ">"),
+            ("versionEndIncluding", "<="),
+            ("versionEndExcluding", "<"),
+        )
+        if _bound(m, key)
+    ]
+    return f"{criteria} {', '.join(parts)}" if parts else criteria
+
+
+def _describe_unknown(described: Sequence[tuple[str, str]], negate: bool, operator: str) -> str:
+    """One platform condition from (part, description) of a node's unknown entries."""
+    first = described[0][0]
     verb = {"o": "running on", "h": "on hardware"}.get(first, "with")
-    listed = [e.describe() for e in entries[:_MAX_LISTED]]
-    if len(entries) > _MAX_LISTED:
-        listed.append(f"and {len(entries) - _MAX_LISTED} more")
-    if len(entries) == 1:
+    listed = [d for _, d in described[:_MAX_LISTED]]
+    if len(described) > _MAX_LISTED:
+        listed.append(f"and {len(described) - _MAX_LISTED} more")
+    if len(described) == 1:
         text = f"{verb} {listed[0]}"
     elif operator == "AND":
         text = f"{verb} all of: " + "; ".join(listed)
@@ -321,19 +420,31 @@ def _describe_unknown(entries: Sequence[MatchEntry], negate: bool, operator: str
     return f"not {text}" if negate else text
 
 
-def evaluate(config: Configuration, target: Target) -> tuple[ConfigMatch | None, set[str]]:
-    """Whether `config` makes the target vulnerable, with its conditions; also bounds that
-    could not be compared with the detected version (for explanations)."""
+def _part(criteria: object) -> str:
+    fields = str(criteria).split(":", 3)
+    return fields[2] if len(fields) > 3 else "a"
+
+
+@dataclass(frozen=True, slots=True)
+class _Eval:
+    total: int
+    hits: tuple[tuple[MatchEntry, tuple[str, ...]], ...]
+    unknown: tuple[tuple[int, tuple[int, ...]], ...]  # (node index, its entries judged OTHER)
+    uncomparable: frozenset[str]
+
+
+def _evaluate(config: Configuration, target: Target) -> _Eval:
     uncomparable: set[str] = set()
     node_values: list[int] = []
     hits: list[tuple[MatchEntry, tuple[str, ...]]] = []
-    unknown_parts: list[str] = []
-    for node in config.nodes:
+    unknown: list[tuple[int, tuple[int, ...]]] = []
+    for index, node in enumerate(config.nodes):
         results = [judge_entry(e, target) for e in node.entries]
+        outcomes = [r.outcome for r in results]
+        outcomes.extend(_OTHER for _ in node.others)
         for r in results:
             if r.uncomparable:
                 uncomparable.add(r.uncomparable)
-        outcomes = [r.outcome for r in results]
         if node.operator == "AND":
             value = (
                 _FALSE
@@ -360,9 +471,9 @@ def evaluate(config: Configuration, target: Target) -> tuple[ConfigMatch | None,
                 if r.outcome == _HIT and e.vulnerable
             )
         if value == _UNKNOWN:
-            others = [e for e, r in zip(node.entries, results, strict=True) if r.outcome == _OTHER]
-            if others:
-                unknown_parts.append(_describe_unknown(others, node.negate, node.operator))
+            judged_other = tuple(i for i, r in enumerate(results) if r.outcome == _OTHER)
+            if judged_other or node.others:
+                unknown.append((index, judged_other))
     if config.operator == "AND":
         total = (
             _FALSE
@@ -381,9 +492,36 @@ def evaluate(config: Configuration, target: Target) -> tuple[ConfigMatch | None,
         )
     if config.negate and total != _UNKNOWN:
         total = _TRUE - total
-    if total == _FALSE or not hits:
-        return None, uncomparable
+    return _Eval(total, tuple(hits), tuple(unknown), frozenset(uncomparable))
+
+
+def evaluate(
+    config: Configuration, target: Target, memo: dict[int, _Eval] | None = None
+) -> tuple[ConfigMatch | None, frozenset[str]]:
+    """Whether `config` makes the target vulnerable, with its conditions; also the NVD bounds
+    that could not be compared with the detected version (for explanations).
+
+    `memo` (one per target) shares results between configurations with the same `key`.
+    """
+    result: _Eval | None = None
+    if memo is not None and config.key >= 0:
+        result = memo.get(config.key)
+    if result is None:
+        result = _evaluate(config, target)
+        if memo is not None and config.key >= 0:
+            memo[config.key] = result
+    if result.total == _FALSE or not result.hits:
+        return None, result.uncomparable
+    conditions: tuple[str, ...] = ()
     # In an OR configuration that our hit already makes true, the unknown siblings are
     # alternatives, not conditions.
-    conditions = tuple(unknown_parts) if total == _UNKNOWN else ()
-    return ConfigMatch(tuple(hits), conditions), uncomparable
+    if result.total == _UNKNOWN:
+        parts = []
+        for index, judged in result.unknown:
+            node = config.nodes[index]
+            described = [(node.entries[i].cpe.part, node.entries[i].describe()) for i in judged] + [
+                (_part(m.get("criteria")), _raw_describe(m)) for m in node.others
+            ]
+            parts.append(_describe_unknown(described, node.negate, node.operator))
+        conditions = tuple(parts)
+    return ConfigMatch(result.hits, conditions), result.uncomparable
