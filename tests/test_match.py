@@ -7,10 +7,13 @@ numeric version, and the matcher must agree with it on every product of the samp
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_match_support import SAMPLE_NAME, SampleLookup, load_records
 
 from flanscan._lookup import CveConfigurations
@@ -779,3 +782,37 @@ def test_order_exact_first_then_by_score(lookup: SampleLookup) -> None:
         if f.confidence is Confidence.EXACT and f.vulnerability.cvss
     ]
     assert exact_scores == sorted(exact_scores, reverse=True)
+
+
+# --------------------------------------------------------------------------- hostile input
+
+_SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "nvd-sample" / SAMPLE_NAME
+_text = st.text(max_size=60) | st.sampled_from(
+    ["9.2p1", "5.5.5-10.5.8-MariaDB", "2.4.49", "9.6.0 or later", "3.X - 4.X", "-", "*", ""]
+)
+_cpe = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        lambda v, p, ver: f"cpe:/a:{v}:{p}:{ver}",
+        st.sampled_from(["openbsd", "igor_sysoev", "mysql", "mariadb", "x", ""]),
+        st.sampled_from(["openssh", "nginx", "mysql", "mariadb", "y", ""]),
+        _text,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), _text), st.one_of(st.none(), _text), st.lists(_cpe, max_size=3))
+def test_hostile_service_text_never_crashes(
+    product: str | None, version: str | None, cpes: list[str]
+) -> None:
+    if not _SAMPLE.is_file():
+        pytest.skip("NVD sample missing")
+    db = _shared_lookup()
+    for f in match_service(svc(product, version, *cpes), db):
+        assert f.evidence and f.confidence in (Confidence.EXACT, Confidence.PRODUCT_ONLY)
+
+
+@cache
+def _shared_lookup() -> SampleLookup:
+    return SampleLookup(load_records(_SAMPLE))

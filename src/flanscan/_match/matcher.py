@@ -23,6 +23,7 @@ from flanscan._model import Confidence, Finding, MatchEvidence, ServiceObservati
 
 _MAX_EVIDENCE = 5  # evidence entries kept per finding (CVE-2012-2122 lists 60 MySQL versions)
 _SERVICE_CACHE = 50_000
+_RESULT_CACHE = 20_000
 
 
 @contextmanager
@@ -153,6 +154,8 @@ class Matcher:
                 f"{vendor}:{name}: {product.unknown_reason}; its CVEs are product-only matches",
             )
         result = _ProductResult(tuple(hits.values()), notes)
+        if len(self._results) >= _RESULT_CACHE:  # hostile banners can each bring a new version
+            self._results.clear()
         self._results[key] = result
         return result
 
