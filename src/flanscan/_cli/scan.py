@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -145,6 +147,27 @@ def _display() -> _Shown:
     "(default: ./flan-results/<UTC timestamp>/).",
 )
 @click.option(
+    "--output",
+    metavar="s3://BUCKET/PREFIX|gs://BUCKET/PREFIX|DIR",
+    default=None,
+    help="Also upload the run, as it is produced, to PREFIX/<run-id>/ (see docs/fleet.md); "
+    "the local copy stays in --output-dir. Default: from the environment upload=aws|gcp and "
+    "bucket=NAME, as the original container.",
+)
+@click.option(
+    "--shard",
+    metavar="I/N",
+    default=None,
+    help="Scan only shard I of N (0 <= I < N) of the expanded targets; default: from "
+    "JOB_COMPLETION_INDEX and FLAN_SHARD_COUNT in a Kubernetes Indexed Job. Merge with flan merge.",
+)
+@click.option(
+    "--run-id",
+    metavar="ID",
+    default=None,
+    help="Run id shared by all shards of one run (default: FLAN_RUN_ID, else the start time).",
+)
+@click.option(
     "--format",
     "formats",
     multiple=True,
@@ -205,6 +228,9 @@ def scan(
     workers: int | None,
     vulners: bool,
     output_dir: Path | None,
+    output: str | None,
+    shard: str | None,
+    run_id: str | None,
     formats: tuple[str, ...],
     db_path: Path | None,
     no_db: bool,
@@ -225,7 +251,7 @@ def scan(
     The path of the report is the last line printed.
     """
     from flanscan._errors import ScanIncomplete, UsageError
-    from flanscan._scan import ScanOptions, default_run_dir, run_scan
+    from flanscan._scan import ScanOptions, run_scan
     from flanscan._targets import (
         parse_exclude_option,
         parse_target,
@@ -239,6 +265,12 @@ def scan(
         if not file_specs:
             raise UsageError(f"{path}: no targets in this file (only comments or blank lines)")
         specs.extend(file_specs)
+    if not specs and not target_files:
+        from flanscan._storage import legacy_targets_file
+
+        legacy = legacy_targets_file()  # the original container's /shared/ips.txt
+        if legacy is not None:
+            specs.extend(read_targets_file(legacy))
     if not specs:
         raise UsageError("no targets: give TARGET arguments or -iL FILE (see flan scan --help)")
     exclude_specs = [s for value in excludes for s in parse_exclude_option(value)]
@@ -247,10 +279,14 @@ def scan(
     if no_db and db_path is not None:
         raise UsageError("--db and --no-db cannot be used together: drop one")
 
+    from flanscan._errors import DeliveryError
     from flanscan._pipeline import ReportOptions, report_run
+    from flanscan._storage import legacy_formats, plan_fleet_run
 
     report_options = ReportOptions(
-        formats=tuple(dict.fromkeys(formats)) or DEFAULT_FORMATS,
+        formats=tuple(dict.fromkeys(formats))
+        or legacy_formats(os.environ, FORMAT_CHOICES)
+        or DEFAULT_FORMATS,
         db_path=db_path,
         use_db=not no_db,
         suppressions=suppressions,
@@ -260,17 +296,32 @@ def scan(
         notify_min_severity=notify_min_severity,
         fail_on=fail_on,
     )
+    fleet = plan_fleet_run(
+        output=output,
+        output_dir=output_dir,
+        shard=shard,
+        run_id=run_id,
+        note=lambda message: click.echo(f"note: {message}", err=True),
+    )
+    if fleet.shard is not None:  # a shard's report is partial: `flan merge` records history
+        report_options = dataclasses.replace(report_options, record_history=False)
+    scan_specs = fleet.select(specs, exclude_specs)
+    fleet.begin(specs, exclude_specs, len(scan_specs))
+    if not scan_specs:
+        fleet.finish(None, [])
+        click.echo(f"shard {fleet.shard}: no targets in this share, nothing to scan", err=True)
+        return
     options = ScanOptions(
-        targets=tuple(specs),
+        targets=tuple(scan_specs),
         excludes=tuple(exclude_specs),
-        output_dir=output_dir or default_run_dir(),
+        output_dir=fleet.run_dir,
         ports=ports,
         workers=workers,
         extra_args=nmap_args,
         vulners=vulners,
     )
     display = _display()
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), fleet.uploading():
         result = run_scan(options, display)
     try:
         outcome = report_run(result.run_dir, result.summary(), report_options)
@@ -288,12 +339,23 @@ def scan(
     paths = outcome.report_paths
     for path in paths[1:] + paths[:1]:
         click.echo(str(path))
+    delivery = None
+    try:
+        fleet.finish(result, paths)  # the rest of the run, then done.json, to --output
+    except DeliveryError as exc:
+        delivery = exc
+    if fleet.remote_url and delivery is None:
+        click.echo(f"uploaded to {fleet.remote_url}", err=True)
     if not result.complete:
+        if delivery is not None:
+            click.echo(f"flan: error: {delivery}", err=True)
         what = "interrupted" if result.interrupted else "incomplete (a Nmap worker failed)"
         raise ScanIncomplete(
             f"scan {what}: the report covers what finished; "
             f"{len(result.incomplete_targets)} target(s) not fully checked (see {result.run_dir}"
             "/run.json)"
         )
+    if delivery is not None:
+        raise delivery
     if outcome.exit_code:
         sys.exit(outcome.exit_code)

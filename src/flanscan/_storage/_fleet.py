@@ -1,0 +1,282 @@
+"""`flan scan` at fleet scale: where a run's files go, which shard it is, and the original
+container's environment (`upload`, `bucket`, `format`, `/shared/ips.txt`).
+
+Precedence, highest first: command-line options; flan's own environment (FLAN_RUN_ID, and for
+shards JOB_COMPLETION_INDEX with FLAN_SHARD_COUNT); the original container's variables
+(`upload` + `bucket` for --output, `format` for --format, /shared/ips.txt for targets); defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flanscan import __version__
+from flanscan._errors import DeliveryError, UsageError
+from flanscan._shard import Shard, parse_shard, select_shard, shard_from_env
+from flanscan._storage._retry import RetryPolicy, retrying
+from flanscan._storage._sink import Location, Sink, StorageError, open_sink, parse_location
+from flanscan._storage._uploader import DONE_FILE, RunUploader
+from flanscan._targets import TargetSpec
+
+RUN_ID_ENV = "FLAN_RUN_ID"
+SHARD_FILE = "shard.json"
+# The original container read its targets here when none were given.
+LEGACY_TARGETS_FILE = Path("/shared/ips.txt")
+_LEGACY_SCHEMES = {"aws": "s3", "gcp": "gs"}
+_RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+def legacy_output(env: Mapping[str, str]) -> str | None:
+    """The original container's destination: `upload=aws|gcp` with `bucket=NAME`."""
+    upload = env.get("upload", "").strip().lower()
+    if not upload:
+        return None
+    if upload not in _LEGACY_SCHEMES:
+        raise UsageError(f"environment upload={upload!r}: use aws or gcp (or unset it)")
+    bucket = env.get("bucket", "").strip().strip("/")
+    if not bucket:
+        raise UsageError(f"environment upload={upload} needs bucket=NAME (the bucket to write to)")
+    return f"{_LEGACY_SCHEMES[upload]}://{bucket}"
+
+
+def legacy_formats(env: Mapping[str, str], choices: Sequence[str]) -> tuple[str, ...]:
+    """Report formats from the original container's `format` variable (comma-separated)."""
+    raw = env.get("format", "").strip().lower()
+    if not raw:
+        return ()
+    formats = tuple(dict.fromkeys(f.strip() for f in raw.replace(" ", ",").split(",") if f))
+    bad = [f for f in formats if f not in choices]
+    if bad:
+        raise UsageError(
+            f"environment format={raw!r}: {bad[0]!r} is not one of {', '.join(choices)}"
+        )
+    return formats
+
+
+def legacy_targets_file(default: Path = LEGACY_TARGETS_FILE) -> Path | None:
+    """/shared/ips.txt when it exists (used only when no target is given)."""
+    return default if default.is_file() else None
+
+
+def _check_run_id(run_id: str, source: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise UsageError(
+            f"{source} {run_id!r}: a run id is 1-128 letters, digits, '.', '_' or '-' "
+            "(not starting with '.' or '-')"
+        )
+    return run_id
+
+
+@dataclass
+class FleetRun:
+    """Where this run's files live locally (`run_dir`) and where they are uploaded."""
+
+    run_dir: Path
+    run_id: str
+    shard: Shard | None = None
+    destination: Location | None = None  # None: the local run_dir is the only copy
+    key_prefix: str = ""
+    sink: Sink | None = None
+    uploader: RunUploader | None = None
+    notes: list[str] = field(default_factory=list)
+    note: Callable[[str], None] = field(default=lambda message: None)
+
+    @property
+    def remote_url(self) -> str | None:
+        """Where the run is uploaded, for messages (no credentials in it)."""
+        if self.destination is None:
+            return None
+        return self.destination.child(self.key_prefix).url
+
+    # ---------------------------------------------------------------- before scanning
+
+    def select(
+        self, specs: Sequence[TargetSpec], excludes: Sequence[TargetSpec]
+    ) -> list[TargetSpec]:
+        """This run's targets: a shard's share, or all of them."""
+        if self.shard is None:
+            return list(specs)
+        return select_shard(specs, excludes, self.shard)
+
+    def begin(
+        self, specs: Sequence[TargetSpec], excludes: Sequence[TargetSpec], share: int
+    ) -> None:
+        """Write shard.json; for an upload, clear what an earlier attempt of this shard left
+        under its prefix, send shard.json and start uploading as the run goes."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.shard is not None:
+            info = {
+                "flanscan_version": __version__,
+                "run_id": self.run_id,
+                "shard": {"index": self.shard.index, "count": self.shard.count},
+                "targets": [s.text for s in specs],
+                "excludes": [s.text for s in excludes],
+                "shard_targets": share,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            _write_json(self.run_dir / SHARD_FILE, info)
+        if self.sink is None:
+            return
+        policy = RetryPolicy.from_env()
+        try:
+            stale = retrying(lambda: self.sink.list(self.key_prefix + "/"), policy)  # type: ignore[union-attr]
+        except StorageError as exc:
+            stale = []
+            self.note(f"cannot list {self.remote_url} ({exc}); earlier files are not removed")
+        if stale:
+            self.note(
+                f"removing {len(stale)} file(s) of an earlier attempt under {self.remote_url}"
+            )
+            try:
+                self.sink.delete(stale)  # keys below the sink's base, as list() gives them
+            except StorageError as exc:
+                self.note(f"cannot remove earlier files ({exc})")
+        self.uploader = RunUploader(self.sink, self.run_dir, self.key_prefix, note=self.note)
+        if self.shard is not None and not self.uploader.upload(self.run_dir / SHARD_FILE):
+            error = next(iter(self.uploader.failures.values()))
+            raise DeliveryError(
+                f"cannot write to {self.remote_url}: {error}; nothing was scanned "
+                "(check the bucket name and the credentials' write permission)"
+            )
+
+    @contextmanager
+    def uploading(self) -> Any:
+        """Upload finished workers' XML while the scan runs."""
+        if self.uploader is not None:
+            self.uploader.start()
+        try:
+            yield
+        finally:
+            if self.uploader is not None:
+                self.uploader.stop()
+
+    # ---------------------------------------------------------------- after scanning
+
+    def finish(self, result: Any, reports: Sequence[Path]) -> None:
+        """Write done.json (status, hosts scanned, worker status), upload what is left, done.json
+        last. Raises DeliveryError when files could not be uploaded after retries."""
+        done = self.run_dir / DONE_FILE
+        _write_json(done, done_record(result, self.run_id, self.shard))
+        if self.uploader is None:
+            return
+        failures = self.uploader.finish(reports, done)
+        if failures:
+            first_key, first_error = next(iter(failures.items()))
+            raise DeliveryError(
+                f"{len(failures)} file(s) not uploaded to {self.remote_url} after retries"
+                f" (first: {first_key}: {first_error}); local copies kept in "
+                f"{self.run_dir}"
+            )
+
+
+def done_record(result: Any, run_id: str, shard: Shard | None) -> dict[str, object]:
+    """done.json: how the shard (or run) ended, written after everything else."""
+    if result is None:
+        status = "complete"  # an empty shard: nothing to scan is complete
+        workers: list[dict[str, object]] = []
+        hosts = {"total": 0, "up": 0, "down": 0}
+        incomplete: list[str] = []
+    else:
+        status = "complete" if result.complete else (
+            "interrupted" if result.interrupted else "failed"
+        )  # fmt: skip
+        workers = [
+            {
+                "name": w.name,
+                "phase": w.phase,
+                "status": w.status,
+                "exit_code": w.exit_code,
+                "hosts": w.hosts,
+                "error": w.error,
+            }
+            for w in result.workers
+        ]
+        hosts = {"total": result.hosts_total, "up": result.hosts_up, "down": result.hosts_down}
+        incomplete = list(result.incomplete_targets)
+    return {
+        "flanscan_version": __version__,
+        "run_id": run_id,
+        "shard": None if shard is None else {"index": shard.index, "count": shard.count},
+        "status": status,
+        "hosts_scanned": hosts["total"],
+        "hosts": hosts,
+        "incomplete_targets": incomplete,
+        "workers": workers,
+        "end": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def plan_fleet_run(
+    *,
+    output: str | None,
+    output_dir: Path | None,
+    shard: str | None,
+    run_id: str | None,
+    env: Mapping[str, str] | None = None,
+    default_base: Path = Path("flan-results"),
+    note: Callable[[str], None] = lambda message: None,
+) -> FleetRun:
+    """Decide the run id, the shard, the local run directory and the upload destination."""
+    from flanscan._scan import default_run_dir
+
+    env = os.environ if env is None else env
+    chosen_shard = parse_shard(shard) if shard is not None else shard_from_env(env)
+    where = output or legacy_output(env)
+    destination = parse_location(where) if where else None
+
+    given_id = run_id or env.get(RUN_ID_ENV, "").strip() or None
+    if given_id is not None:
+        rid = _check_run_id(given_id, "--run-id" if run_id else RUN_ID_ENV)
+    elif chosen_shard is not None:
+        raise UsageError(
+            f"--shard {chosen_shard}: all shards of a run need the same run id; set {RUN_ID_ENV} "
+            "(the manifests set it to the Job's name) or pass --run-id"
+        )
+    else:
+        rid = ""
+    parts = [p for p in (rid, chosen_shard.name if chosen_shard else "") if p]
+
+    if output_dir is not None:
+        run_dir = output_dir
+    else:
+        base = default_base
+        if destination is not None and not destination.is_remote:
+            base = Path(destination.prefix)
+        run_dir = base.joinpath(*parts) if rid else default_run_dir(base)
+    rid = rid or run_dir.name
+    key_prefix = "/".join([rid, *([chosen_shard.name] if chosen_shard else [])])
+
+    sink: Sink | None = None
+    if destination is not None:
+        local_target = (
+            None
+            if destination.is_remote
+            else Path(destination.prefix).joinpath(*key_prefix.split("/"))
+        )
+        if local_target is None or local_target.resolve() != run_dir.resolve():
+            sink = open_sink(destination)
+        else:
+            destination = None  # written in place: nothing to copy
+    return FleetRun(
+        run_dir=run_dir,
+        run_id=rid,
+        shard=chosen_shard,
+        destination=destination,
+        key_prefix=key_prefix,
+        sink=sink,
+        note=note,
+    )
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
