@@ -396,3 +396,65 @@ def test_parallel_parsing_in_workers(
         import_paths(db_path, [feeds])
     assert "nvdcve-2.0-2022.json.gz" in str(err.value)
     assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("block", [7, 1000, 1 << 20])
+def test_feed_streaming_matches_json_load(
+    nvd_sample: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """The fast feed reader yields exactly json.load's records, whatever the block boundaries."""
+    import io
+
+    from flanscan._vulndb import _jsonstream
+
+    monkeypatch.setattr(_jsonstream, "BLOCK", block)
+    body = (nvd_sample / "nvdcve-2.0-sample.json").read_bytes()
+    items = _jsonstream.iter_array_items(io.BytesIO(body), "vulnerabilities")
+    # A tiny first block cannot show the array key: the caller falls back to ijson.
+    if block == 7:
+        assert items is None
+        return
+    assert items is not None
+    assert list(items) == json.loads(body)["vulnerabilities"]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-1"}},{"cve":{"id":"CVE',
+        b'{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-1"}},',
+        b'{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-1"}}]',
+        b'{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-1"}} {"cve":{}}]}',
+        b'{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-1"}},]}',
+    ],
+)
+def test_feed_streaming_rejects_broken_documents(doc: bytes) -> None:
+    import io
+
+    from flanscan._vulndb import _jsonstream
+
+    items = _jsonstream.iter_array_items(io.BytesIO(doc), "vulnerabilities")
+    assert items is not None
+    with pytest.raises(_jsonstream.StreamError, match="truncated or invalid JSON"):
+        list(items)
+
+
+def test_feed_streaming_empty_array() -> None:
+    import io
+
+    from flanscan._vulndb import _jsonstream
+
+    items = _jsonstream.iter_array_items(io.BytesIO(b'{"vulnerabilities": [ ]}'), "vulnerabilities")
+    assert items is not None and list(items) == []
+
+
+def test_tiny_first_block_falls_back_to_ijson(
+    nvd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flanscan._vulndb import _jsonstream
+
+    monkeypatch.setattr(_jsonstream, "BLOCK", 16)
+    db_path = tmp_path / "db.sqlite3"
+    import_paths(db_path, [nvd_sample / "nvdcve-2.0-sample.json.gz"])
+    with VulnDb.open(db_path) as vdb:
+        assert vdb.status().cve_count == 125

@@ -313,3 +313,17 @@ def test_concurrent_update_is_refused(previous_db: Path, nvd_sample: Path) -> No
     with db_lock(previous_db):
         with pytest.raises(VulnDbError, match="another `flan db update`"):
             import_paths(previous_db, [nvd_sample / "known_exploited_vulnerabilities.json"])
+
+
+def test_resumed_file_that_changed_is_fetched_again(served: FeedServer, previous_db: Path) -> None:
+    """A .part left by a cut, then the feed changes on the server: no splice of two versions."""
+    name = "nvdcve-2.0-2023.json.gz"
+    served.cut[f"/feeds/{name}"] = len(served.files[f"/feeds/{name}"]) // 2
+    with pytest.raises(VulnDbError):
+        run_update(served, previous_db)
+    body = gzip.decompress(served.files[f"/feeds/{name}"])
+    put_feed(served, "2023", body.replace(b"OpenSSH", b"OpenSSH "), gz=None)
+    served.log.clear()
+    assert run_update(served, previous_db).changed
+    ranges = served.gets(name)
+    assert len(ranges) == 2 and ranges[0] is not None and ranges[1] is None

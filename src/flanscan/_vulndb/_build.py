@@ -122,7 +122,7 @@ def _build_locked(
         # The file is private until swapped in: no journal needed (on failure it is deleted).
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("PRAGMA cache_size = -262144")  # 256 MiB
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: memory is shared with the parsers
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("BEGIN")
         create_schema(conn, [s.ddl for s in sources if s.ddl])

@@ -66,7 +66,12 @@ def sha256_matches(path: Path, expected: str) -> bool:
     """Whether `path` has the `.meta` sha256 (of the JSON; the .gz file's own hash accepted)."""
     if file_sha256(path) == expected:
         return True
-    return path.name.endswith(".gz") and content_sha256(path) == expected
+    if not path.name.endswith(".gz"):
+        return False
+    try:
+        return content_sha256(path) == expected
+    except VulnDbError:
+        return False  # not even a whole gzip stream: certainly not the expected content
 
 
 def verify_download(path: Path, expected: str, url: str) -> None:
@@ -81,7 +86,11 @@ def verify_download(path: Path, expected: str, url: str) -> None:
 
 
 def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress: Progress) -> Path:
-    """Download `remote` into `dest_dir`, resuming a partial `.part` file with an HTTP Range."""
+    """Download `remote` into `dest_dir`, resuming a partial `.part` file with an HTTP Range.
+
+    With a sha256 (from a `.meta`), the file is checked; a resumed file that fails the check
+    (the remote file changed since the cut) is fetched once more from the start.
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / remote.name
     if dest.is_file() and remote.sha256 is not None:
@@ -92,9 +101,26 @@ def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress:
             pass
         dest.unlink()
     part = dest_dir / (remote.name + ".part")
+    resumed = _fetch(client, remote, part, progress)
+    part.replace(dest)
+    if remote.sha256 is None:
+        return dest
+    if resumed and not sha256_matches(dest, remote.sha256):
+        dest.unlink()
+        _fetch(client, remote, part, progress)
+        part.replace(dest)
+    verify_download(dest, remote.sha256, remote.url)
+    return dest
+
+
+def _fetch(client: httpx.Client, remote: RemoteFile, part: Path, progress: Progress) -> bool:
+    """Fill `part` with the remote file, continuing what is there; True if it resumed."""
     for attempt in range(2):
         offset = part.stat().st_size if part.is_file() else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        # identity: byte offsets must be those of the file itself, not of a re-encoding.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         try:
             with client.stream("GET", remote.url, headers=headers) as response:
                 if response.status_code == 416 and attempt == 0:
@@ -109,7 +135,7 @@ def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress:
                 task = progress.task(f"Downloading {remote.name}", total=total)
                 task.advance(offset)
                 with part.open("ab" if offset else "wb") as out:
-                    for chunk in response.iter_bytes():
+                    for chunk in response.iter_raw():
                         out.write(chunk)
                         task.advance(len(chunk))
                 task.finish()
@@ -119,8 +145,5 @@ def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress:
             raise VulnDbError(
                 f"{remote.name}: download from {remote.url} {what} ({exc}); {RESUME_HINT}"
             ) from exc
-        break
-    part.replace(dest)
-    if remote.sha256 is not None:
-        verify_download(dest, remote.sha256, remote.url)
-    return dest
+        return offset > 0
+    return False

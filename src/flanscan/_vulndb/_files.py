@@ -61,7 +61,11 @@ def _first_line(exc: BaseException) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """A short one-line phrase for a read/parse failure, for messages that name the file."""
+    from flanscan._vulndb._jsonstream import StreamError
+
     text = _first_line(exc)
+    if isinstance(exc, StreamError):
+        return text
     if isinstance(exc, gzip.BadGzipFile | zlib.error):
         return f"corrupt gzip data ({text})"
     if isinstance(exc, EOFError):

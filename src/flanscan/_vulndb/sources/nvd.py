@@ -27,6 +27,7 @@ import ijson
 
 from flanscan._errors import VulnDbError
 from flanscan._vulndb._files import READ_ERRORS, ContentProbe, feed_error, open_feed, probe_file
+from flanscan._vulndb._jsonstream import iter_array_items
 from flanscan._vulndb._progress import Progress
 from flanscan._vulndb.sources import (
     Fetcher,
@@ -239,7 +240,7 @@ class _HashingReader:
         self.stream = stream
         self.digest = hashlib.sha256()
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1, /) -> bytes:
         data = self.stream.read(size)
         self.digest.update(data)
         return data
@@ -257,7 +258,14 @@ def parse_file(path: Path, expect_sha256: str | None = None) -> ParsedFile:
     try:
         with open_feed(path) as stream:
             reader = _HashingReader(stream) if expect_sha256 else stream
-            for item in ijson.items(reader, prefix, use_float=True):
+            items = None
+            if prefix == "vulnerabilities.item":
+                items = iter_array_items(reader, "vulnerabilities")  # the fast path for feeds
+                if items is None:  # the array is not in the head: start over with ijson
+                    reader = _reopen(stream, expect_sha256)
+            if items is None:
+                items = ijson.items(reader, prefix, use_float=True)
+            for item in items:
                 cve = item.get(inner) if inner is not None and "id" not in item else item
                 if not isinstance(cve, dict):
                     raise ValueError("record without a `cve` object")
@@ -275,6 +283,11 @@ def parse_file(path: Path, expect_sha256: str | None = None) -> ParsedFile:
         raise feed_error(path, exc) from exc
     timestamp = probe.value_at("timestamp")
     return ParsedFile(path, records, str(timestamp) if timestamp else None)
+
+
+def _reopen(stream: IO[bytes], expect_sha256: str | None) -> _HashingReader | IO[bytes]:
+    stream.seek(0)
+    return _HashingReader(stream) if expect_sha256 else stream
 
 
 def _file_hash_is(path: Path, expected: str | None) -> bool:
