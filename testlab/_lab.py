@@ -6,9 +6,11 @@ Layout (lab named ``flanlab``; every name below is prefixed with the lab's name)
       |-- veth --  flanlab-ssh1   198.18.0.11 fd00:f1a5::11   sshd 22, nginx 80
       |-- veth --  flanlab-ssh2   198.18.0.12                 sshd 22, Apache httpd 80
       |-- veth --  flanlab-db     198.18.0.13                 PostgreSQL 5432, Redis 6379
-      |-- veth --  flanlab-files  198.18.0.14                 vsftpd 21, memcached 11211
+      |-- veth --  flanlab-files  198.18.0.14                 vsftpd 21, memcached 11211 (+UDP)
       |-- veth --  flanlab-empty  198.18.0.15                 nothing open (answers ping)
       `-- veth --  flanlab-banner 198.18.0.20 fd00:f1a5::20   Python banner server (on demand)
+
+Every host is also named ``<host>.flanlab.test`` in the scanner namespace's /etc/hosts.
 
 All interfaces live inside the lab's namespaces (none in the machine's own namespace), so several
 labs can exist at once under different names. A lab holds an exclusive lock on its name while it
@@ -423,7 +425,9 @@ class Lab:
         for proc in self._procs.values():
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-        cleanup(self.name, self.state_root)
+        # An automatic lab that never got its name owns nothing: leave "flanlab" alone.
+        if self._lock_fd is not None or self._requested_name is not None:
+            cleanup(self.name, self.state_root)
         for proc in self._procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
