@@ -12,7 +12,7 @@ import gc
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flanscan._lookup import VulnLookup
@@ -24,6 +24,7 @@ from flanscan._model import Confidence, Finding, MatchEvidence, ServiceObservati
 _MAX_EVIDENCE = 5  # evidence entries kept per finding (CVE-2012-2122 lists 60 MySQL versions)
 _SERVICE_CACHE = 50_000
 _RESULT_CACHE = 20_000
+_PRODUCT_CACHE = 5_000
 
 
 @contextmanager
@@ -59,10 +60,10 @@ class ServiceMatch:
     notes: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _ProductResult:
     hits: tuple[_Hit, ...]
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
 
 class Matcher:
@@ -73,7 +74,6 @@ class Matcher:
         self._configs: dict[
             tuple[tuple[str, str], ...], tuple[tuple[str, tuple[Configuration, ...]], ...]
         ] = {}
-
         self._results: dict[tuple[object, ...], _ProductResult] = {}
         self._vulns: dict[str, Vulnerability] = {}
         self._services: dict[tuple[object, ...], ServiceMatch] = {}
@@ -95,6 +95,8 @@ class Matcher:
                         seen.add(c.cve_id)
                         parsed.append((c.cve_id, parser.parse(c.configurations)))
             hit = tuple(parsed)
+            if len(self._configs) >= _PRODUCT_CACHE:
+                self._configs.clear()
             self._configs[names] = hit
         return hit
 
@@ -112,7 +114,9 @@ class Matcher:
 
     def match_product(self, product: DetectedProduct) -> _ProductResult:
         """CVEs for one detected product (cached per product names, version and attributes)."""
-        key = (product.nvd_names, product.version, product.extras)
+        # Product-only results carry the reason in their note: keep reasons apart.
+        reason = product.unknown_reason if product.version is None else None
+        key = (product.nvd_names, product.version, product.extras, reason)
         cached = self._results.get(key)
         if cached is not None:
             return cached
