@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report": "flanscan._cli.report:report",
     "history": "flanscan._cli.history:history",
     "diff": "flanscan._cli.history:diff",
+    "merge": "flanscan._cli.merge:merge",
 }
 
 

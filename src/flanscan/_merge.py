@@ -1,0 +1,384 @@
+"""Merge the shards of a fleet run into one report and one history entry.
+
+A run is `<prefix>/<run-id>/shard-<I>-of-<N>/{shard.json, run.json, xml/*.xml, done.json}`,
+locally or in object storage. A shard is *missing* when it has no directory, *incomplete* when it
+has no done.json (it crashed, or still runs) or done.json says it did not complete. Their targets
+are reported as not checked (ScanSummary.incomplete_targets and a warning), never as clean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flanscan._errors import DeliveryError, EnvironmentProblem, UsageError
+from flanscan._model import ScanSummary
+from flanscan._pipeline import ReportOptions, RunOutcome, fail_on_reached, report_from_xml
+from flanscan._shard import Shard, shard_from_dir_name, shard_targets
+from flanscan._storage import (
+    DONE_FILE,
+    SHARD_FILE,
+    Location,
+    RetryPolicy,
+    Sink,
+    StorageError,
+    open_sink,
+    retrying,
+)
+from flanscan._targets import TargetSet, parse_target
+
+MERGE_FILE = "merge.json"
+# At most this many "not checked" targets are listed per missing shard (a warning gives the count).
+MAX_LISTED_PER_SHARD = 1000
+
+
+@dataclass(frozen=True)
+class ShardState:
+    """What a run holds for one shard."""
+
+    shard: Shard
+    state: str  # "complete" | "missing" | "incomplete"
+    reason: str = ""
+    path: Path | None = None  # the shard's local directory (None when missing)
+
+
+@dataclass(frozen=True)
+class RunShards:
+    """The shards of one run, as found in its (local) directory."""
+
+    run_dir: Path
+    run_id: str
+    count: int
+    shards: tuple[ShardState, ...]
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> list[ShardState]:
+        return [s for s in self.shards if s.state == "missing"]
+
+    @property
+    def incomplete(self) -> list[ShardState]:
+        return [s for s in self.shards if s.state == "incomplete"]
+
+    @property
+    def complete(self) -> bool:
+        return all(s.state == "complete" for s in self.shards)
+
+
+@dataclass
+class MergeOutcome(RunOutcome):
+    """A merge's result: report files, exit code, messages, and the shards found."""
+
+    shards: RunShards | None = None
+    merged_dir: Path | None = None
+    uploaded_to: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _shard_dirs(names: Sequence[str]) -> dict[Shard, str]:
+    found: dict[Shard, str] = {}
+    for name in names:
+        shard = shard_from_dir_name(name)
+        if shard is not None:
+            found[shard] = name
+    return found
+
+
+def _shard_count(shards: Sequence[Shard], where: str) -> int:
+    counts = sorted({s.count for s in shards})
+    if len(counts) > 1:
+        raise UsageError(
+            f"{where}: holds shards of different counts ({', '.join(map(str, counts))}); "
+            "each run id must be used by one Job only"
+        )
+    return counts[0]
+
+
+def inspect_run(run_dir: Path) -> RunShards:
+    """Find the shards of a run directory and say which are missing or incomplete."""
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run directory")
+    dirs = _shard_dirs([p.name for p in run_dir.iterdir() if p.is_dir()])
+    if not dirs:
+        raise UsageError(
+            f"{run_dir}: no shard-<I>-of-<N> directories; give the run's directory "
+            "(PREFIX/<run-id>) written by `flan scan --shard`"
+        )
+    count = _shard_count(list(dirs), str(run_dir))
+    states = []
+    info: dict[str, Any] | None = None
+    for index in range(count):
+        shard = Shard(index, count)
+        if shard not in dirs:
+            states.append(ShardState(shard, "missing", "no shard directory"))
+            continue
+        path = run_dir / dirs[shard]
+        info = info or _read_json(path / SHARD_FILE)
+        done = _read_json(path / DONE_FILE)
+        if done is None:
+            states.append(
+                ShardState(shard, "incomplete", "no done.json (crashed or running)", path)
+            )
+        elif done.get("status") != "complete":
+            states.append(ShardState(shard, "incomplete", f"status {done.get('status')}", path))
+        else:
+            states.append(ShardState(shard, "complete", "", path))
+    return RunShards(
+        run_dir=run_dir,
+        run_id=str((info or {}).get("run_id") or run_dir.name),
+        count=count,
+        shards=tuple(states),
+        targets=tuple(str(t) for t in (info or {}).get("targets") or ()),
+        excludes=tuple(str(t) for t in (info or {}).get("excludes") or ()),
+    )
+
+
+def _share_of(run: RunShards, shard: Shard) -> list[str]:
+    """The targets a shard was given, recomputed from the run's targets (as `flan scan` did)."""
+    if not run.targets:
+        return []
+    specs = [parse_target(t, "shard.json") for t in run.targets]
+    excludes = [parse_target(t, "shard.json") for t in run.excludes]
+    return shard_targets(TargetSet.build(specs, excludes), shard)
+
+
+def _not_checked(run: RunShards, state: ShardState) -> list[str]:
+    if state.state == "missing" or state.path is None:
+        return _share_of(run, state.shard)
+    done = _read_json(state.path / DONE_FILE)
+    if done is not None and isinstance(done.get("incomplete_targets"), list):
+        return [str(t) for t in done["incomplete_targets"]]
+    return _share_of(run, state.shard)  # no done.json: nothing of it is known to be finished
+
+
+def merged_summary(run: RunShards) -> tuple[ScanSummary, list[str]]:
+    """The report header of the whole run, and warnings about missing or incomplete shards."""
+    from flanscan._report import summary_from_run_json
+
+    parts = [
+        (s, summary_from_run_json(s.path)) for s in run.shards if s.path is not None
+    ]  # fmt: skip
+    summaries = [(s, p) for s, p in parts if p is not None]
+    warnings: list[str] = []
+    not_checked: list[str] = []
+    for state in run.shards:
+        if state.state == "complete":
+            continue
+        targets = _not_checked(run, state)
+        what = "missing" if state.state == "missing" else f"incomplete ({state.reason})"
+        warnings.append(
+            f"shard {state.shard} {what}: its {len(targets)} target(s) were not checked"
+            + (
+                f" (first {MAX_LISTED_PER_SHARD} listed)"
+                if len(targets) > MAX_LISTED_PER_SHARD
+                else ""
+            )
+        )
+        not_checked.extend(targets[:MAX_LISTED_PER_SHARD])
+    for state, summary in summaries:
+        warnings.extend(f"shard {state.shard}: {w}" for w in summary.warnings)
+        not_checked.extend(summary.incomplete_targets if state.state == "complete" else ())
+    starts = [p.start for _, p in summaries if p.start is not None]
+    ends = [p.end for _, p in summaries if p.end is not None]
+    first = summaries[0][1] if summaries else ScanSummary()
+    shard_targets_given = [t for _, p in summaries for t in p.targets]
+    summary = ScanSummary(
+        targets=run.targets or tuple(dict.fromkeys(shard_targets_given)),
+        excluded=run.excludes,
+        nmap_commands=tuple(c for _, p in summaries for c in p.nmap_commands),
+        nmap_version=first.nmap_version,
+        start=min(starts) if starts else None,
+        end=max(ends) if ends else None,
+        profile=first.profile,
+        warnings=tuple(dict.fromkeys(warnings)),
+        hosts_up=sum(p.hosts_up for _, p in summaries),
+        hosts_down=sum(p.hosts_down for _, p in summaries),
+        ports=first.ports,
+        incomplete_targets=tuple(dict.fromkeys(not_checked)),
+        run_id=run.run_id,
+    )
+    return summary, warnings
+
+
+def shard_xml_files(run: RunShards) -> list[Path]:
+    """Every non-empty Nmap XML file of the shards present, in shard order."""
+    files: list[Path] = []
+    for state in run.shards:
+        if state.path is not None and (state.path / "xml").is_dir():
+            files.extend(
+                p for p in sorted((state.path / "xml").glob("*.xml")) if p.stat().st_size > 0
+            )
+    return files
+
+
+# --------------------------------------------------------------------------- remote runs
+
+
+def _remote_states(sink: Sink, policy: RetryPolicy, scratch: Path) -> tuple[int, set[int], int]:
+    """(shard count, indexes with done.json status complete, shard dirs present) of a run in
+    storage; count 0 when no shard is there yet."""
+    keys = retrying(lambda: sink.list(), policy)
+    dirs = _shard_dirs(sorted({k.split("/", 1)[0] for k in keys if "/" in k}))
+    if not dirs:
+        return 0, set(), 0
+    count = _shard_count(list(dirs), "run")
+    complete = set()
+    for shard, name in dirs.items():
+        if f"{name}/{DONE_FILE}" in keys:
+            local = scratch / name / DONE_FILE
+            retrying(lambda n=name, p=local: sink.get_file(f"{n}/{DONE_FILE}", p), policy)  # type: ignore[misc]
+            done = _read_json(local)
+            if done is not None and done.get("status") == "complete":
+                complete.add(shard.index)
+    return count, complete, len(dirs)
+
+
+def wait_for_shards(
+    sink: Sink,
+    seconds: float,
+    scratch: Path,
+    *,
+    poll: float = 5.0,
+    note: Callable[[str], None] = lambda message: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Poll until every shard of the run is complete, at most `seconds`; True if all are."""
+    policy = RetryPolicy.from_env()
+    deadline = clock() + seconds
+    last = None
+    while True:
+        try:
+            count, complete, _present = _remote_states(sink, policy, scratch)
+        except StorageError as exc:
+            raise EnvironmentProblem(f"cannot read {sink.url}: {exc}") from None
+        if count and len(complete) == count:
+            return True
+        state = (count, len(complete))
+        if state != last:
+            note(f"waiting for shards: {len(complete)} of {count or '?'} complete")
+            last = state
+        if clock() >= deadline:
+            return False
+        time.sleep(max(0.05, min(poll, deadline - clock())))
+
+
+def download_run(sink: Sink, dest: Path) -> int:
+    """Copy every shard's files of a run from storage into `dest`; returns the file count."""
+    policy = RetryPolicy.from_env()
+    try:
+        keys = [k for k in retrying(lambda: sink.list(), policy) if "/" in k]
+        keys = [k for k in keys if shard_from_dir_name(k.split("/", 1)[0]) is not None]
+        for key in keys:
+            retrying(lambda k=key: sink.get_file(k, dest.joinpath(*k.split("/"))), policy)  # type: ignore[misc]
+    except StorageError as exc:
+        raise EnvironmentProblem(f"cannot read {sink.url}: {exc}") from None
+    return len(keys)
+
+
+# --------------------------------------------------------------------------- the merge
+
+
+def merge_run(
+    run_dir: Path,
+    options: ReportOptions,
+    out: Path,
+    *,
+    source: str,
+) -> MergeOutcome:
+    """Build one report and one history entry from the shards in `run_dir`; write the reports
+    and merge.json to `out`. Missing or incomplete shards earn exit code 3."""
+    run = inspect_run(run_dir)
+    summary, warnings = merged_summary(run)
+    outcome = MergeOutcome(shards=run, merged_dir=out, warnings=warnings)
+    report = report_from_xml(shard_xml_files(run), options, scan=summary)
+    if report.vulndb_note:
+        outcome.messages.append(report.vulndb_note)
+    if options.record_history:
+        from flanscan._history import diff_runs, open_history
+
+        store = open_history(options.history or str(out.parent / "history.sqlite3"))
+        try:
+            previous = store.previous_run(report)
+            outcome.run_id = store.record(report, run_dir=str(out), source="merge")
+            if previous is not None:
+                report = dataclasses.replace(
+                    report, changes=diff_runs(store, previous.id, outcome.run_id)
+                )
+        finally:
+            store.close()
+    from flanscan._pipeline import write_reports
+
+    outcome.report_paths = write_reports(report, options.formats, out)
+    _write_merge_record(out / MERGE_FILE, run, source, outcome.report_paths)
+    if options.notify and report.changes is not None:
+        from flanscan._model import Severity
+        from flanscan._notify import send_alerts
+
+        failures = send_alerts(
+            options.notify,
+            report,
+            report.changes,
+            Severity.from_label(options.notify_min_severity),
+        )
+        outcome.messages.extend(f"alert not delivered: {f}" for f in failures)
+        if failures:
+            outcome.exit_code = 4
+    if not outcome.exit_code and fail_on_reached(report, options.fail_on):
+        outcome.exit_code = 1
+        outcome.messages.append(f"findings reached --fail-on {options.fail_on}")
+    return outcome
+
+
+def _write_merge_record(path: Path, run: RunShards, source: str, reports: Sequence[Path]) -> None:
+    data = {
+        "run_id": run.run_id,
+        "source": source,
+        "merged_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "shard_count": run.count,
+        "complete": run.complete,
+        "shards": [
+            {"index": s.shard.index, "state": s.state, "reason": s.reason} for s in run.shards
+        ],
+        "missing": [s.shard.index for s in run.missing],
+        "incomplete": [s.shard.index for s in run.incomplete],
+        "reports": [p.name for p in reports],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def upload_merged(sink: Sink, out: Path, files: Sequence[Path]) -> None:
+    """Send the merged reports and merge.json to the run's prefix (retries, then
+    DeliveryError; the local copies stay)."""
+    policy = RetryPolicy.from_env()
+    failed = []
+    for path in [*files, out / MERGE_FILE]:
+        try:
+            retrying(lambda p=path: sink.put_file(p, p.name), policy)  # type: ignore[misc]
+        except StorageError as exc:
+            failed.append(f"{path.name}: {exc}")
+    if failed:
+        raise DeliveryError(
+            f"{len(failed)} merged file(s) not uploaded to {sink.url} after retries "
+            f"(first: {failed[0]}); local copies kept in {out}"
+        )
+
+
+def open_source(location: Location) -> Sink:
+    """The sink a merge reads from."""
+    return open_sink(location)
