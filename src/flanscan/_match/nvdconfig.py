@@ -222,7 +222,7 @@ class ConfigParser:
                         entries.append(e)
                 nodes.append(
                     Node(
-                        "AND" if node.get("operator") == "AND" else _operator(node.get("operator")),
+                        _operator(node.get("operator")),
                         node.get("negate") is True,
                         tuple(entries),
                         tuple(others),
@@ -246,16 +246,6 @@ def parse_configurations(
 ) -> tuple[Configuration, ...]:
     """Parse a CVE's `configurations` array (see `ConfigParser`)."""
     return ConfigParser(names).parse(raw)
-
-
-def names_in(configs: Iterable[Configuration]) -> set[tuple[str, str, str]]:
-    """(part, vendor, product) of every parsed entry, vulnerable or not."""
-    return {
-        (e.cpe.part, e.cpe.vendor, e.cpe.product)
-        for c in configs
-        for n in c.nodes
-        for e in n.entries
-    }
 
 
 # --------------------------------------------------------------------------- the detected side
