@@ -583,7 +583,7 @@ def test_html_shows_every_finding_field_in_order() -> None:
         for cwe in v.cwes:
             assert cwe in vulnerable
     assert "KEV 2021-11-03 ransomware: known" in vulnerable
-    assert "94.44% (pctl 99.9)" in vulnerable
+    assert "94.44% pctl 99.9" in vulnerable
     assert "2021-10-05" in vulnerable
     assert "unconfirmed: distribution build" in vulnerable
     # Unconfirmed findings are shown after the confirmed ones, under their own note.
