@@ -251,7 +251,7 @@ def scan(
     The path of the report is the last line printed.
     """
     from flanscan._errors import ScanIncomplete, UsageError
-    from flanscan._scan import ScanOptions, run_scan
+    from flanscan._scan import ScanOptions, check_scan, run_scan
     from flanscan._targets import (
         parse_exclude_option,
         parse_target,
@@ -306,8 +306,8 @@ def scan(
     if fleet.shard is not None:  # a shard's report is partial: `flan merge` records history
         report_options = dataclasses.replace(report_options, record_history=False)
     scan_specs = fleet.select(specs, exclude_specs)
-    fleet.begin(specs, exclude_specs, len(scan_specs))
     if not scan_specs:
+        fleet.begin(specs, exclude_specs, len(scan_specs))
         fleet.finish(None, [])
         click.echo(f"shard {fleet.shard}: no targets in this share, nothing to scan", err=True)
         return
@@ -320,6 +320,8 @@ def scan(
         extra_args=nmap_args,
         vulners=vulners,
     )
+    check_scan(options)  # bad flags, nmap missing: fail before anything is created
+    fleet.begin(specs, exclude_specs, len(scan_specs))
     display = _display()
     with _sigterm_as_interrupt(), fleet.uploading():
         result = run_scan(options, display)

@@ -39,6 +39,10 @@ DISCOVERY_MIN_RATE = 1000
 # Service detection: how long an open port may wait to be batched with others, and how many
 # ports one -sV process takes at least (when that many are waiting).
 RELEASE_AFTER = 1.0
+# Niceness of the full discovery pass: it has seconds to spare, service probes have not.
+DISCOVERY_NICE = 5
+# The full discovery pass starts when the known-ports pass ends, or after this many seconds.
+FULL_PASS_DELAY = 2.0
 MIN_SERVICE_BATCH = 16
 # Above this many targets a worker reads them from a file instead of the command line.
 INLINE_TARGETS = 16
@@ -153,7 +157,7 @@ class ScanResult:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
+    return value.isoformat(timespec="milliseconds") if value else None
 
 
 def _now() -> datetime:
@@ -200,6 +204,7 @@ class _Job:
     done_line: nmapout.Done | None = None
     service_keys: tuple[tuple[str, str, int], ...] = ()
     counts_hosts: bool = True  # False for the known-ports pass (the full pass counts them)
+    after: _Job | None = None  # start once this job has ended (full pass after known pass)
 
 
 class _Plan:
@@ -420,7 +425,10 @@ class _Run:
 
     def _launch(self, job: _Job) -> None:
         argv = [self.nmap, *job.status.command[1:]]
-        job.proc = NmapProcess(argv, self.run_dir, self.run_dir / job.status.log, self.lines)
+        nice = DISCOVERY_NICE if job.after is not None else 0
+        job.proc = NmapProcess(
+            argv, self.run_dir, self.run_dir / job.status.log, self.lines, nice=nice
+        )
         self._job_of[id(job.proc)] = job
         try:
             job.proc.start()
@@ -576,17 +584,30 @@ class _Run:
                 argv = self.plan.known_ports_job(name, chunk)
                 job = self._add_job(name, phase, argv, chunk.targets, chunk.count)
                 job.counts_hosts = False
+        known = list(self.jobs)
         for i, chunk in enumerate(chunks, 1):
             name = f"{phase}-{i:0{width}d}"
             if phase == "scan":
                 argv = self.plan.scan_job(name, chunk)
             else:
                 argv = self.plan.discovery_job(name, chunk)
-            self._add_job(name, phase, argv, chunk.targets, chunk.count)
+            job = self._add_job(name, phase, argv, chunk.targets, chunk.count)
+            if known:
+                job.after = known[i - 1]
+
+    def _launch_waiting(self) -> None:
+        """Start the full discovery passes whose known-ports pass ended (or waited long enough:
+        where the network, not the CPU, is the limit, both should run at once)."""
+        waited = time.monotonic() - self.t0 >= FULL_PASS_DELAY
+        for job in self.jobs:
+            if job.status.status == "pending" and job.proc is None:
+                if job.after is None or job.after.status.status != "running" or waited:
+                    self._launch(job)
 
     def execute(self) -> None:
         for job in self.jobs:
-            self._launch(job)
+            if job.after is None:
+                self._launch(job)
         self.write_runfile(end=None)
         try:
             self._loop()
@@ -607,6 +628,7 @@ class _Run:
     def _loop(self) -> None:
         while True:
             if self.options.ports == "all":
+                self._launch_waiting()
                 self._launch_services()
             if not self._running() and not self.pending:
                 break
@@ -638,6 +660,9 @@ class _Run:
                 self._on_line(job, line)
         for job in self._running():
             job.status = replace(job.status, status="interrupted", end=_now())
+        for job in self.jobs:
+            if job.proc is None and job.status.status == "pending":
+                job.status = replace(job.status, status="not-started")
 
     # ---------------------------------------------------------------- results
 
@@ -757,13 +782,7 @@ def _startup_error(run: _Run) -> None:
     raise UsageError(f"{text} (check the Nmap flags given after `--`)")
 
 
-def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> ScanResult:
-    """Scan with Nmap workers, writing `xml/`, `logs/` and `run.json` under `options.output_dir`.
-
-    Raises UsageError / EnvironmentProblem before anything is scanned (bad flags, nmap missing).
-    An interrupted (Ctrl-C) or partly failed scan returns a result with `complete=False`.
-    """
-    sink = progress or NullProgress()
+def _prepare(options: ScanOptions) -> tuple[_Plan, str]:
     if options.ports not in PORTS_CHOICES:
         raise UsageError(f"--ports must be one of {', '.join(PORTS_CHOICES)}")
     if not options.targets:
@@ -774,8 +793,23 @@ def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> Scan
     run_dir = options.output_dir
     if (run_dir / "run.json").exists():
         raise UsageError(f"{run_dir}: already holds a run (run.json); choose another --output-dir")
-    plan = _Plan(options, targets, run_dir)
-    nmap = find_nmap()
+    return _Plan(options, targets, run_dir), find_nmap()
+
+
+def check_scan(options: ScanOptions) -> None:
+    """Raise the UsageError / EnvironmentProblem that `run_scan` would, without side effects."""
+    _prepare(options)
+
+
+def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> ScanResult:
+    """Scan with Nmap workers, writing `xml/`, `logs/` and `run.json` under `options.output_dir`.
+
+    Raises UsageError / EnvironmentProblem before anything is scanned (bad flags, nmap missing).
+    An interrupted (Ctrl-C) or partly failed scan returns a result with `complete=False`.
+    """
+    sink = progress or NullProgress()
+    plan, nmap = _prepare(options)
+    run_dir = options.output_dir
     version = nmap_version(nmap)
     try:
         (run_dir / "xml").mkdir(parents=True, exist_ok=True)

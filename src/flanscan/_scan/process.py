@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import queue
 import re
 import shutil
@@ -43,8 +45,11 @@ LineQueue = queue.Queue[tuple["NmapProcess", str | None]]
 class NmapProcess:
     """One running Nmap: stdout and stderr merged, copied to a log file and to a queue."""
 
-    def __init__(self, argv: list[str], cwd: Path, log_path: Path, lines: LineQueue) -> None:
+    def __init__(
+        self, argv: list[str], cwd: Path, log_path: Path, lines: LineQueue, nice: int = 0
+    ) -> None:
         self.argv = argv
+        self.nice = nice
         self.cwd = cwd
         self.log_path = log_path
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
@@ -68,6 +73,11 @@ class NmapProcess:
             bufsize=1,
         )
         self.started_at = time.monotonic()
+        if self.nice:
+            # Lower priority for bulk work (all-ports discovery) so that latency-bound service
+            # probes get the CPU first; failing to lower it is harmless.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._popen.pid, self.nice)
         self._reader = threading.Thread(target=self._read, name=f"nmap-{self._popen.pid}")
         self._reader.daemon = True
         self._reader.start()
