@@ -180,13 +180,24 @@ class VulnDb:
 
     def summary(self) -> VulnDbSummary:
         """What a report says about the data it was built with."""
-        status = self.status()
+        built = self._conn.execute("SELECT value FROM meta WHERE key = 'built_at'").fetchone()
         return VulnDbSummary(
             path=str(self.path),
-            cve_count=status.cve_count,
-            sources=tuple((s.name, s.data_date or s.imported_at) for s in status.sources),
-            built_at=status.built_at,
+            cve_count=int(self._conn.execute("SELECT count(*) FROM cve").fetchone()[0]),
+            sources=tuple((s.name, s.data_date or s.imported_at) for s in self._sources()),
+            built_at=built[0] if built else None,
         )
+
+    def _sources(self) -> list[SourceStatus]:
+        sources = []
+        for name, data_date, imported_at, detail in self._conn.execute(
+            "SELECT name, data_date, imported_at, detail FROM sources"
+        ):
+            title = load_source(name).title if name in REGISTRY else name
+            sources.append(SourceStatus(name, title, data_date, imported_at, detail))
+        order = list(REGISTRY)
+        sources.sort(key=lambda s: (order.index(s.name) if s.name in order else 99, s.name))
+        return sources
 
     def status(self) -> DbStatus:
         """Counts, sources with their dates, size and age."""
@@ -196,14 +207,7 @@ class VulnDb:
             return int(conn.execute(sql).fetchone()[0])
 
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        sources = []
-        for name, data_date, imported_at, detail in conn.execute(
-            "SELECT name, data_date, imported_at, detail FROM sources"
-        ):
-            title = load_source(name).title if name in REGISTRY else name
-            sources.append(SourceStatus(name, title, data_date, imported_at, detail))
-        order = list(REGISTRY)
-        sources.sort(key=lambda s: (order.index(s.name) if s.name in order else 99, s.name))
+        sources = self._sources()
         nvd = next((s for s in sources if s.name == "nvd"), None)
         reference = _parse_time(nvd.data_date if nvd else None) or _parse_time(meta.get("built_at"))
         age = (datetime.now(UTC) - reference).total_seconds() / 86400 if reference else None
