@@ -8,14 +8,16 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from flanscan._errors import UsageError
-from flanscan._scan import ScanProgress, default_workers
+from flanscan._scan import ScanOptions, ScanProgress, check_scan, default_workers
 from flanscan._scan.display import PlainDisplay, describe
 from flanscan._scan.nmapargs import PassThrough
 from flanscan._scan.nmapout import Done, NmapOutputParser, OpenPort, PortLine, Stats, Timing
+from flanscan._targets import parse_target
 
 
 def test_pass_through_flags_are_split_into_options() -> None:
@@ -163,3 +165,38 @@ def test_plain_display_prints_a_few_lines() -> None:
         f"flan: scan finished: {describe(final)}",
     ]
     assert "01:15 elapsed" in lines[-1]
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
+@pytest.mark.parametrize(
+    ("targets", "ports", "flags", "problem"),
+    [
+        (["127.0.0.1"], "top1000", ["-6"], "-6 scans IPv6 only"),
+        (["127.0.0.1"], "all", ["-p", "22"], "names TCP ports"),
+        (["127.0.0.1"], "all", ["-p", "22,U:161"], "names TCP ports"),
+        (["127.0.0.1"], "all", ["--top-ports", "100"], "remove --top-ports"),
+        (["127.0.0.1"], "all", ["-sU"], "say which UDP ports"),
+        (["127.0.0.1"], "fast", [], "--ports must be one of"),
+    ],
+)
+def test_check_scan_refuses_contradictions_without_side_effects(
+    tmp_path: Path, targets: list[str], ports: str, flags: list[str], problem: str
+) -> None:
+    options = ScanOptions(
+        targets=tuple(parse_target(t, "arg") for t in targets),
+        output_dir=tmp_path / "run",
+        ports=ports,
+        extra_args=tuple(flags),
+    )
+    with pytest.raises(UsageError, match=problem):
+        check_scan(options)
+    assert not (tmp_path / "run").exists()
+
+
+def test_check_scan_refuses_an_empty_scan_and_a_used_run_dir(tmp_path: Path) -> None:
+    target = parse_target("127.0.0.1", "arg")
+    with pytest.raises(UsageError, match="every target is excluded"):
+        check_scan(ScanOptions(targets=(target,), excludes=(target,), output_dir=tmp_path))
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(UsageError, match="already holds a run"):
+        check_scan(ScanOptions(targets=(target,), output_dir=tmp_path))
