@@ -707,3 +707,29 @@ def test_csv_rows_per_finding_and_location_without_formulas() -> None:
     statuses = {r[col["vulnerability"]]: r[col["status"]] for r in body}
     assert statuses["CVE-2023-48795"] == "fixed-by-distribution"
     assert statuses["CVE-2016-20012"] == "suppressed"
+
+
+def test_product_only_matches_counted_or_listed_on_request() -> None:
+    from dataclasses import replace
+
+    from flanscan._render._csv import COLUMNS
+
+    report = sample_report()
+    cve = report.services[3].product_only[0].finding.id
+    listed = replace(report, list_product_only=True)
+    # Counted by default: HTML keeps the list closed, Markdown and CSV only count them.
+    html = render(report, "html").decode()
+    assert "version unknown: 1 CVE exist for this product" in ParsedHtml(html).text(
+        "other-services"
+    )
+    assert "<details><summary>nginx: version unknown" in html
+    assert cve not in render(report, "md").decode()
+    assert cve not in render(report, "csv").decode()
+    # Listed on request.
+    assert "<details open><summary>nginx: version unknown" in render(listed, "html").decode()
+    assert cve in render(listed, "md").decode()
+    rows = list(csv.reader(io.StringIO(render(listed, "csv").decode(), newline="")))
+    row = next(r for r in rows if r[COLUMNS.index("vulnerability")] == cve)
+    assert row[COLUMNS.index("confidence")] == "product-only"
+    assert row[COLUMNS.index("port")] == "443"
+    assert cve in render(listed, "json").decode() and cve in render(report, "json").decode()

@@ -84,6 +84,16 @@ def test_tex_compiles_with_hostile_text(tmp_path: Path) -> None:
     assert "Unicode" in text or "Ünïcødé" in text or "Unicode" in text.replace("ö", "o")
 
 
+def test_tex_and_pdf_list_product_only_matches_on_request(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    report = replace(sample_report(), list_product_only=True)
+    cve = report.services[3].product_only[0].finding.id
+    assert cve in pdftotext(compile_tex(render(report, "tex"), tmp_path), tmp_path)
+    assert cve in pdftotext(render(report, "pdf"), tmp_path)
+    assert cve not in pdftotext(render(sample_report(), "pdf"), tmp_path)
+
+
 @pytest.mark.parametrize("report", [empty_report(), sample_report(with_db=False)])
 def test_tex_compiles_for_edge_reports(report: Report, tmp_path: Path) -> None:
     text = pdftotext(compile_tex(render(report, "tex"), tmp_path), tmp_path)

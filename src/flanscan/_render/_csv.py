@@ -3,7 +3,8 @@
 Every finding of every status is a row (the `status` column says which are open), so the file is
 the complete list a spreadsheet can filter. A location where no finding applies gets one row with
 the vulnerability columns empty, so every open port scanned appears at least once. Product-only
-matches (version unknown) are not rows; the JSON report lists them.
+matches (version unknown) are rows (confidence `product-only`) only when the report lists them
+(`Report.list_product_only`); the JSON report always lists them.
 
 Cells are neutralised against spreadsheet formula injection (OWASP "CSV Injection"): a text cell
 starting with = + - @ tab or CR gets a leading apostrophe. Text is one line per cell.
@@ -106,6 +107,12 @@ def rows(report: Report) -> Iterator[list[str]]:
     for svc in report.services:
         covered: set[Location] = set()
         for sf in svc.findings:
+            cells = _finding_cells(sf)
+            for loc in sf.locations:
+                covered.add(loc)
+                yield _location_cells(svc, loc) + cells
+        # Product-only matches are rows only when the report lists them (--show-product-only).
+        for sf in svc.product_only if report.list_product_only else ():
             cells = _finding_cells(sf)
             for loc in sf.locations:
                 covered.add(loc)

@@ -128,6 +128,26 @@ def _appendix(title: str, intro: str, entries: list[common.AppendixEntry]) -> li
     return lines
 
 
+def _product_only(report: Report) -> list[str]:
+    lines: list[str] = []
+    for svc in report.services:
+        if not svc.product_only:
+            continue
+        if not lines:
+            lines = [
+                "### Product-only matches (version unknown)",
+                "",
+                "Nmap did not identify these services' versions; these CVEs exist for the "
+                "product and may or may not apply.",
+                "",
+            ]
+        lines += [f"**{escape_md(common.service_title(svc))}**", ""]
+        lines += _table(
+            _FINDING_HEADER, (_finding_cells(svc, sf, False) for sf in svc.product_only)
+        )
+    return lines
+
+
 def _changes(report: Report) -> list[str]:
     ch = report.changes
     if ch is None:
@@ -206,6 +226,8 @@ def render_md(report: Report) -> bytes:
                 for svc in others
             ),
         )
+    if report.list_product_only:
+        out += _product_only(report)
     out += ["## Scan", ""]
     out += [f"- **{label}:** {escape_md(value)}" for label, value in common.scan_lines(report)]
     out += ["", f"### Hosts up ({len(report.hosts)})", ""]

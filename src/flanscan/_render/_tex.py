@@ -251,6 +251,17 @@ def render_tex(report: Report) -> bytes:
             text += r"\\ {\small " + _locations(svc.locations) + "}"
             out.append(r"\item{} " + text)
         out.append(r"\end{itemize}")
+    if report.list_product_only:
+        for i, svc in enumerate(s for s in report.services if s.product_only):
+            if i == 0:
+                out += [
+                    r"\subsection*{Product-only matches (version unknown)}",
+                    r"Nmap did not identify these services' versions; these CVEs exist for the "
+                    r"product and may or may not apply.\par\medskip",
+                ]
+            out.append(r"\textbf{" + escape_tex(common.service_title(svc)) + r"}\par\medskip")
+            for sf in svc.product_only:
+                out += _finding(svc, sf, False)
     out += [r"\section*{Scan}", r"\begin{description}"]
     out += [
         rf"\item[{escape_tex(label)}] {escape_tex(value)}"
