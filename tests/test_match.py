@@ -816,3 +816,56 @@ def test_hostile_service_text_never_crashes(
 @cache
 def _shared_lookup() -> SampleLookup:
     return SampleLookup(load_records(_SAMPLE))
+
+
+# --------------------------------------------------------------------------- property: oracle
+
+
+def _numeric_products(records: dict[str, Record]) -> list[tuple[str, str]]:
+    """Products whose every vulnerable entry in the sample uses plain numeric versions
+    (updates and other attributes may be anything: the oracle reads them too)."""
+    ok: dict[tuple[str, str], bool] = {}
+    for rec in records.values():
+        for conf in rec.get("configurations", []):
+            for n in conf["nodes"]:
+                for m in n["cpeMatch"]:
+                    f = m["criteria"].split(":")
+                    if f[2] != "a" or not m["vulnerable"]:
+                        continue
+                    values = [f[5]] + [
+                        m[k]
+                        for k in (
+                            "versionStartIncluding",
+                            "versionStartExcluding",
+                            "versionEndIncluding",
+                            "versionEndExcluding",
+                        )
+                        if k in m
+                    ]
+                    plain = all(v in ("*", "-") or _num(v) is not None for v in values)
+                    ok[(f[3], f[4])] = ok.get((f[3], f[4]), True) and plain
+    return sorted(k for k, v in ok.items() if v)
+
+
+@settings(max_examples=250, deadline=None)
+@given(st.data())
+def test_random_numeric_versions_agree_with_the_oracle(data: st.DataObject) -> None:
+    if not _SAMPLE.is_file():
+        pytest.skip("NVD sample missing")
+    recs = _shared_records()
+    products = _numeric_products(recs)
+    assert ("openbsd", "openssh") in products and ("apache", "http_server") in products
+    vendor, product = data.draw(st.just(("openbsd", "openssh")) | st.sampled_from(products))
+    parts = data.draw(st.lists(st.integers(0, 70), min_size=1, max_size=4))
+    version = ".".join(map(str, parts))
+    # OpenSSH-style patch levels: Nmap's "9.2p1" is the NVD's version 9.2, update p1.
+    update = data.draw(st.sampled_from([None, "p1", "p2"])) if product == "openssh" else None
+    text = version + (update or "")
+    service = svc(None, text, f"cpe:/a:{vendor}:{product}:{text}")
+    exact = {f.id for f in match_service(service, _shared_lookup())}
+    assert exact == simple_oracle(recs, {(vendor, product)}, version, update)
+
+
+@cache
+def _shared_records() -> dict[str, Record]:
+    return {r["id"]: r for r in load_records(_SAMPLE)}
