@@ -61,9 +61,10 @@ def legacy_formats(env: Mapping[str, str], choices: Sequence[str]) -> tuple[str,
     return formats
 
 
-def legacy_targets_file(default: Path = LEGACY_TARGETS_FILE) -> Path | None:
+def legacy_targets_file(path: Path | None = None) -> Path | None:
     """/shared/ips.txt when it exists (used only when no target is given)."""
-    return default if default.is_file() else None
+    path = path or LEGACY_TARGETS_FILE
+    return path if path.is_file() else None
 
 
 def _check_run_id(run_id: str, source: str) -> str:

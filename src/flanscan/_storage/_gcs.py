@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,8 +77,10 @@ class GcsSink:
         except authexc.GoogleAuthError as exc:
             raise StorageError(f"{what}: authentication failed ({type(exc).__name__})") from None
         except (OSError, ValueError) as exc:
-            # requests' connection errors are OSErrors; their text names the host, no secret.
-            raise StorageError(f"{what}: {type(exc).__name__}: {exc}") from None
+            # requests' connection errors are OSErrors whose text repeats the URL several times.
+            errno = re.search(r"\[Errno -?\d+\][^\"')]*", str(exc))
+            reason = errno.group(0).strip() if errno else f"{type(exc).__name__}: {exc}"
+            raise StorageError(f"{what}: cannot reach the server ({reason})") from None
 
     def put_file(self, local: Path, key: str) -> None:
         blob_name = self._key(key)

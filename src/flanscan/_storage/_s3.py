@@ -65,6 +65,7 @@ class S3Sink:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
@@ -78,6 +79,13 @@ class S3Sink:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             raise StorageError(f"{what}: {exc}", permanent=code in _PERMANENT) from None
+        except S3UploadFailedError as exc:
+            # boto3's transfer layer wraps the S3 error; its code says whether to retry.
+            cause = exc.__context__
+            code = ""
+            if isinstance(cause, ClientError):
+                code = str(cause.response.get("Error", {}).get("Code", ""))
+            raise StorageError(f"{what}: {cause or exc}", permanent=code in _PERMANENT) from None
         except BotoCoreError as exc:
             raise StorageError(f"{what}: {exc}") from None
         except OSError as exc:
