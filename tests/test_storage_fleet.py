@@ -120,7 +120,7 @@ def test_worker_xml_is_uploaded_as_soon_as_the_worker_ends(cloud: CloudEnv, tmp_
     uploader.start()
     try:
         assert _wait_for(lambda: "r1/shard-0-of-2/run.json" in sink.list())
-        assert not any(k.endswith(".xml") for k in sink.list())  # nothing finished yet
+        assert not any(k.endswith(".xml") for k in sink.list("r1/"))  # nothing finished yet
         _run_json(run_dir, {"scan-01": "done", "scan-02": "running"})
         assert _wait_for(lambda: "r1/shard-0-of-2/xml/scan-01.xml" in sink.list())
         assert "r1/shard-0-of-2/xml/scan-02.xml" not in sink.list()  # still in flight

@@ -68,8 +68,10 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudEnv]:
     key_id, secret = fake_aws_env(monkeypatch, endpoint)
     import boto3
 
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    env = CloudEnv("s3", endpoint, secrets=(key_id, secret), stop=server.stop)
+    # moto keeps one in-memory store per process: a fresh bucket keeps tests apart.
+    bucket = f"{BUCKET}-{secrets.token_hex(4)}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    env = CloudEnv("s3", endpoint, bucket, secrets=(key_id, secret), stop=server.stop)
     try:
         yield env
     finally:
