@@ -85,6 +85,34 @@ def run_import(feeds: Path, db: Path) -> tuple[float, int, int]:
     return wall, peak, single
 
 
+def bench_incremental(feeds: Path, db: Path, count: int = 5000) -> None:
+    """Time an incremental import (what `flan db update` does with the `modified` feed)."""
+    import gzip
+    import json
+
+    from flanscan._vulndb._files import open_feed
+    from flanscan._vulndb._jsonstream import iter_array_items
+
+    source = sorted(feeds.glob("nvdcve-2.0-2*.json.gz"))[-2]
+    with open_feed(source) as stream:
+        items = iter_array_items(stream, "vulnerabilities")
+        assert items is not None
+        changed = []
+        for item in items:
+            item["cve"]["lastModified"] = "2099-01-01T00:00:00.000"
+            changed.append(item)
+            if len(changed) == count:
+                break
+    modified = db.parent / "nvdcve-2.0-modified.json.gz"
+    doc = {"format": "NVD_CVE", "version": "2.0", "vulnerabilities": changed}
+    modified.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    start = time.perf_counter()
+    subprocess.run([str(FLAN), "db", "import", "--db", str(db), str(modified)], check=True)
+    elapsed = time.perf_counter() - start
+    modified.unlink()
+    print(f"incremental:  {count} changed CVEs merged into the full database in {elapsed:.1f} s")
+
+
 def make_services(count: int) -> list[object]:
     from flanscan._model import ServiceObservation
 
@@ -150,6 +178,7 @@ def main() -> None:
             f"peak memory:  {peak / 2**20:.0f} MiB for the process tree, sampled every 0.2 s "
             f"(largest single process {single / 2**20:.0f} MiB; target < 1024 MiB)"
         )
+        bench_incremental(args.feeds, args.db)
     size = args.db.stat().st_size
     print(f"db size:      {size / 2**20:.0f} MiB (target < 1536 MiB)")
     from flanscan._vulndb import VulnDb

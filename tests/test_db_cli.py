@@ -95,3 +95,48 @@ def test_every_command_is_documented() -> None:
         code, out, _ = run("db", command, "--help")
         assert code == 0 and "--db" in out
         assert f"flan db {command}" in doc
+
+
+def test_update_from_local_server(nvd_sample: Path, tmp_path: Path) -> None:
+    """`flan db update` end to end against a loopback server; the second run changes nothing."""
+    import gzip
+    import http.server
+    import threading
+
+    from test_vulndb_download import (
+        EPSS_CSV,
+        YEARS,
+        FeedServer,
+        _handler,
+        feed_bytes,
+        put_feed,
+    )
+
+    server = FeedServer()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        records = [v for v in sample_ids(nvd_sample)]
+        for year in YEARS:
+            put_feed(server, year, feed_bytes([r for r in records if str(r["id"])[4:8] == year]))
+        put_feed(server, "modified", feed_bytes([]))
+        server.files["/kev.json"] = (
+            nvd_sample / "known_exploited_vulnerabilities.json"
+        ).read_bytes()
+        server.files["/epss.csv.gz"] = gzip.compress(EPSS_CSV.encode())
+        db = tmp_path / "v.sqlite3"
+        args = [
+            "db", "update", "--db", str(db), "--only", "nvd", "--only", "kev", "--only", "epss",
+            "--nvd-url", base + "/feeds/", "--kev-url", base + "/kev.json",
+            "--epss-url", base + "/epss.csv.gz",
+        ]  # fmt: skip
+        code, out, err = run(*args)
+        assert code == 0, err
+        assert "updated" in out and "125 CVEs" in out
+        code, out, err = run(*args)
+        assert code == 0, err
+        assert "already up to date" in out
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -21,6 +21,7 @@ from rich.progress import (
 
 from flanscan._vulndb import STALE_DAYS, BuildResult, DbStatus, VulnDb, resolve_db_path
 from flanscan._vulndb import ProgressTask as _ProgressTask
+from flanscan._vulndb.sources import REGISTRY
 
 
 class RichProgress:
@@ -117,12 +118,19 @@ def db() -> None:
 @click.option("--kev-url", help="URL of the KEV catalogue JSON (env FLAN_KEV_URL).")
 @click.option("--epss-url", help="URL of the EPSS scores CSV (env FLAN_EPSS_URL).")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="HTTP timeout (s).")
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(list(REGISTRY)),
+    help="Update only this source (repeatable); the others keep their data.",
+)
 def update(
     db_path: Path | None,
     nvd_url: str | None,
     kev_url: str | None,
     epss_url: str | None,
     timeout: float,
+    only: tuple[str, ...],
 ) -> None:
     """Download what changed in the feeds and swap in an updated database.
 
@@ -135,7 +143,7 @@ def update(
     path = resolve_db_path(db_path)
     urls = {k: v for k, v in (("nvd", nvd_url), ("kev", kev_url), ("epss", epss_url)) if v}
     with RichProgress(Console(stderr=True)) as progress:
-        result = update_db(path, urls=urls, progress=progress, timeout=timeout)
+        result = update_db(path, urls=urls, only=only or None, progress=progress, timeout=timeout)
     _report_build(result, "updated")
 
 
