@@ -113,9 +113,13 @@ def _build_locked(
 ) -> None:
     new = new_db_path(db_path)
     new.unlink(missing_ok=True)  # left over from an interrupted run (we hold the lock)
-    if not fresh and _existing_schema(db_path) == SCHEMA_VERSION:
+    existing = _existing_schema(db_path)
+    if not fresh and existing == SCHEMA_VERSION:
         progress.note(f"copying {db_path} to update it")
         shutil.copyfile(db_path, new)
+    elif not fresh and db_path.exists():
+        # Another schema (or not a database at all): it cannot be extended, only replaced.
+        progress.note(f"{db_path} has schema {existing}, not {SCHEMA_VERSION}: building anew")
     sources = all_sources()
     conn = sqlite3.connect(new)
     try:
