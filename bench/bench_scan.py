@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -167,7 +168,11 @@ def main() -> int:
                           f"services {_shown(p_found, expected)}")  # fmt: skip
         med = {k: statistics.median(v) for k, v in rows.items()}
         all_found = _shown(w_found, expected).startswith(f"{len(expected)}/")
-        print("\nmedians")
+        print(
+            f"\nmachine load average (1 min) at the end: {os.getloadavg()[0]:.2f} on "
+            f"{os.cpu_count()} cores (other work on the machine slows every figure)"
+        )
+        print("medians")
         print(f"  floor {med['floor']:.2f} s, original {med['original']:.2f} s, "
               f"flan {med['flan']:.2f} s (scan part {med['flan_scan']:.2f} s)")  # fmt: skip
         r_orig = med["flan"] / med["original"]

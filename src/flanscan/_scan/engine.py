@@ -528,8 +528,9 @@ class _Run:
             if job.status.phase in ("scan", "discovery") and job.counts_hosts:
                 done += job.count if job.status.status == "done" else job.hosts_completed
         busy_hosts = {k[0] for k in self.pending}
-        for job in self._running("service"):
-            busy_hosts.update(k[0] for k in job.service_keys)
+        for job in self.jobs:
+            if job.status.phase == "service" and job.status.status != "done":
+                busy_hosts.update(k[0] for k in job.service_keys)
         done = max(0, min(done - len(busy_hosts), self.plan.targets.count))
         etas = [
             max(0.0, j.remaining - (now - j.remaining_at))
