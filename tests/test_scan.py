@@ -276,3 +276,35 @@ def test_help_documents_exit_codes_and_pass_through() -> None:
     assert "[-- NMAP_FLAGS...]" in r.stdout
     for code in ("0  done", "2  usage or environment error", "3  scan incomplete"):
         assert code in r.stdout
+
+
+def test_a_failing_worker_leaves_the_others_and_exits_3(lab: Lab, run_dir: Path) -> None:
+    proc = lab.popen(
+        [*FLAN, "--workers", "2", "--format", "json", "--output-dir", str(run_dir), *lab.targets],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        for pid in _nmaps_in(run_dir):
+            if "xml/scan-01.xml" in Path(f"/proc/{pid}/cmdline").read_text():
+                victim = pid
+        time.sleep(0.05)
+    assert victim is not None, "worker scan-01 never started"
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err
+    assert "failed" in err
+    run = _run_json(run_dir)
+    status = {w["name"]: w for w in run["workers"]}
+    assert status["scan-01"]["status"] == "failed" and status["scan-02"]["status"] == "done"
+    assert run["status"] == "incomplete"
+    assert run["incomplete_targets"] == status["scan-01"]["targets"]
+    # the other worker's hosts are in the report
+    found = _found(_report(run_dir))
+    survivors = set(status["scan-02"]["targets"])
+    expected = {k for k in _expected(lab, TOP1000_PORTS) if k[0] in survivors}
+    assert expected and expected <= set(found)
+    assert out.strip().splitlines()[-1] == str(run_dir / "report.json")
