@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -127,3 +130,45 @@ def test_write_reports_single_file_output(tmp_path: Path, sample_db: Path) -> No
     out = write_reports(report, ["csv"], tmp_path / "out.csv")
     assert out == [tmp_path / "out.csv"]
     assert out[0].read_text().count("\n") > 1
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    bodies: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_first_run_alerts_once_with_everything_it_found(tmp_path: Path, sample_db: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = tmp_path / "flan-results" / "run-1"
+        (run / "xml").mkdir(parents=True)
+        (run / "xml" / "worker-0.xml").write_bytes(LAB_XML.read_bytes())
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        options = ReportOptions(
+            formats=("json",), db_path=sample_db, notify=(url,), notify_min_severity="high"
+        )
+        outcome = report_run(run, None, options)
+    finally:
+        server.shutdown()
+    assert outcome.exit_code == 0, outcome.messages
+    assert len(_Receiver.bodies) == 1  # one message per run, never one per finding
+    report = json.loads((run / "report.json").read_text())
+    high = {
+        v["id"]
+        for s in report["services"]
+        for v in s["vulnerabilities"]
+        if v["status"] == "confirmed" and v["severity"] in ("high", "critical")
+    }
+    assert high, "the lab scan should have high or critical confirmed findings"
+    sent = json.dumps(_Receiver.bodies[0])
+    assert all(cve in sent for cve in high)

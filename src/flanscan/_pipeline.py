@@ -203,13 +203,17 @@ def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) 
 
     outcome.report_paths = write_reports(report, options.formats, run_dir)
 
-    if options.notify and report.changes is not None:
+    if options.notify:
+        from flanscan._history import diff_reports
         from flanscan._notify import send_alerts
 
+        # The first run of a set of targets alerts on everything it found: to the people
+        # being alerted, every finding is new.
+        changes = report.changes or diff_reports(Report(ScanSummary(), ()), report)
         failures = send_alerts(
             options.notify,
             report,
-            report.changes,
+            changes,
             Severity.from_label(options.notify_min_severity),
         )
         for failure in failures:
