@@ -207,3 +207,15 @@ def test_wait_polls_until_the_last_shard_is_done(s3: CloudEnv, tmp_path: Path) -
     _out, err = merge.communicate(timeout=120)
     assert merge.returncode == 0, err
     assert _report(tmp_path / "late")["scan"]["incomplete_targets"] == []
+
+
+def test_every_option_is_documented() -> None:
+    from flanscan._cli.merge import merge
+    from flanscan._cli.scan import scan
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "fleet.md").read_text()
+    options = [o for p in merge.params for o in p.opts if o.startswith("-")]
+    options += ["--output", "--shard", "--run-id"]  # what fleet scale adds to flan scan
+    assert {"--output", "--shard", "--run-id"} <= {o for p in scan.params for o in p.opts}
+    for option in options:
+        assert f"`{option}" in docs or f" {option}" in docs, option
