@@ -549,13 +549,17 @@ class _Run:
             phase = ", ".join(phases) or "detecting services"
         else:
             phase = "scanning"
+        eta = max(etas) if etas else None
+        total = self.plan.targets.count
+        if eta is None and not finished and 0 < done < total:
+            eta = (now - self.t0) * (total - done) / done  # Nmap gave no estimate: our own rate
         return ScanProgress(
             hosts_total=self.plan.targets.count,
             hosts_done=done,
             open_ports=len(self.open_keys),
             services=len(self.identified),
             elapsed=now - self.t0,
-            eta=max(etas) if etas else None,
+            eta=eta,
             phase=phase,
             running=len(self._running()),
             finished=finished,
