@@ -223,3 +223,50 @@ def test_three_shards_merge_to_the_unsharded_report(
     text += "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.json"))
     assert namespace_s3.env["AWS_SECRET_ACCESS_KEY"] not in text
     assert namespace_s3.env["AWS_ACCESS_KEY_ID"] not in text
+
+
+def test_container_privilege_model_non_root_syn_scan(lab: Any, tmp_path: Path) -> None:
+    """The image's model without Docker: a non-root user, Nmap with only the file capability
+    cap_net_raw+ep and NMAP_PRIVILEGED=1 runs flan's SYN scan; without the capability the same
+    raw-socket scan is refused."""
+    import shutil
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    if shutil.which("setcap") is None:
+        pytest.skip("setcap (libcap2-bin) is not installed")
+    host = next(h for h in lab.hosts if any(s.port == 22 for s in h.services))
+    # `nobody` must reach everything: a world-readable directory outside pytest's 0700 tree.
+    base = Path(tempfile.mkdtemp(prefix="flan-capnmap-"))
+    try:
+        base.chmod(0o755)
+        nmap = base / "nmap"
+        shutil.copy2("/usr/bin/nmap", nmap)
+        subprocess.run(["setcap", "cap_net_raw+ep", str(nmap)], check=True)
+        work = base / "work"
+        work.mkdir()
+        work.chmod(0o777)
+        site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+        env = {**os.environ, "PATH": f"{base}:/usr/bin:/bin", "NMAP_PRIVILEGED": "1",
+               "HOME": str(work), "PYTHONPATH": f"{REPO / 'src'}:{site}"}  # fmt: skip
+        argv = ["/usr/bin/python3", "-m", "flanscan", "scan", host.ipv4, "--no-db", "--format",
+                "json", "--output-dir", str(work / "run"), "--", "-p", "22"]  # fmt: skip
+        run = lab.exec(argv, user="nobody", cwd=work, env=env, capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        run_json = json.loads((work / "run" / "run.json").read_text())
+        assert run_json["scan_type"] == "-sS" and run_json["privileged"] is True
+        assert run_json["nmap"]["path"] == str(nmap)
+        (xml,) = (work / "run" / "xml").glob("*.xml")
+        assert ET.parse(xml).getroot().find("scaninfo").get("type") == "syn"  # type: ignore[union-attr]
+        products = {s["product"] for s in read_report(work / "run")["services"]}
+        assert host.service("sshd").nmap_product in products
+        # The capability is what makes it work: removed, the raw-socket scan is refused.
+        subprocess.run(["setcap", "-r", str(nmap)], check=True)
+        refused = lab.exec([str(nmap), "-sS", "-p", "22", host.ipv4], user="nobody", env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert refused.returncode != 0
+        said = (refused.stdout + refused.stderr).lower()
+        assert "failed to open device" in said or "root" in said  # no raw socket
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
