@@ -161,3 +161,37 @@ def test_failed_uploads_are_reported_and_done_json_withheld(
     # The first file was tried three times; after that the store counts as broken: one try.
     assert sum("attempt" in n for n in notes) == 2
     assert (run_dir / "xml" / "scan-01.xml").read_text() == "<nmaprun/>"  # kept
+
+
+def test_rerun_into_a_used_directory_keeps_the_earlier_upload(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    earlier = store / "r9" / "shard-0-of-2" / "xml" / "scan-01.xml"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("<nmaprun/>")
+    run_dir = tmp_path / "staging"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    plan = plan_fleet_run(output=str(store), output_dir=run_dir, shard="0/2", run_id="r9",
+                          env={})  # fmt: skip
+    assert plan.sink is not None  # a local destination other than the run dir is copied to
+    with pytest.raises(UsageError, match="already holds a run"):
+        plan.begin([], [], 0)
+    assert earlier.read_text() == "<nmaprun/>"
+
+
+def test_retried_shard_replaces_what_an_earlier_attempt_uploaded(tmp_path: Path) -> None:
+    from flanscan._targets import parse_target
+
+    store = tmp_path / "store"
+    stale = store / "r9" / "shard-1-of-2" / "xml" / "service-0042.xml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("<nmaprun/>")
+    notes: list[str] = []
+    plan = plan_fleet_run(output=str(store), output_dir=tmp_path / "pod", shard="1/2",
+                          run_id="r9", env={}, note=notes.append)  # fmt: skip
+    specs = [parse_target("127.0.0.1-2", "test")]
+    plan.begin(specs, [], len(plan.select(specs, [])))
+    assert not stale.exists()
+    assert any("earlier attempt" in n for n in notes)
+    info = json.loads((store / "r9" / "shard-1-of-2" / "shard.json").read_text())
+    assert info["targets"] == ["127.0.0.1-2"] and info["shard_targets"] == 1

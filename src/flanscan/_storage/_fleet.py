@@ -112,6 +112,12 @@ class FleetRun:
     ) -> None:
         """Write shard.json; for an upload, clear what an earlier attempt of this shard left
         under its prefix, send shard.json and start uploading as the run goes."""
+        if (self.run_dir / "run.json").exists():
+            # Checked here, before an earlier attempt's uploads are removed.
+            raise UsageError(
+                f"{self.run_dir}: already holds a run (run.json); choose another --output-dir "
+                "or run id"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.shard is not None:
             info = {
@@ -126,9 +132,9 @@ class FleetRun:
             _write_json(self.run_dir / SHARD_FILE, info)
         if self.sink is None:
             return
-        policy = RetryPolicy.from_env()
+        sink, policy = self.sink, RetryPolicy.from_env()
         try:
-            stale = retrying(lambda: self.sink.list(self.key_prefix + "/"), policy)  # type: ignore[union-attr]
+            stale = retrying(lambda: sink.list(self.key_prefix + "/"), policy)
         except StorageError as exc:
             stale = []
             self.note(f"cannot list {self.remote_url} ({exc}); earlier files are not removed")
@@ -137,10 +143,10 @@ class FleetRun:
                 f"removing {len(stale)} file(s) of an earlier attempt under {self.remote_url}"
             )
             try:
-                self.sink.delete(stale)  # keys below the sink's base, as list() gives them
+                sink.delete(stale)  # keys below the sink's base, as list() gives them
             except StorageError as exc:
                 self.note(f"cannot remove earlier files ({exc})")
-        self.uploader = RunUploader(self.sink, self.run_dir, self.key_prefix, note=self.note)
+        self.uploader = RunUploader(sink, self.run_dir, self.key_prefix, note=self.note)
         if self.shard is not None and not self.uploader.upload(self.run_dir / SHARD_FILE):
             error = next(iter(self.uploader.failures.values()))
             raise DeliveryError(
