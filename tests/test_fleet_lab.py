@@ -270,3 +270,49 @@ def test_container_privilege_model_non_root_syn_scan(lab: Any, tmp_path: Path) -
         assert "failed to open device" in said or "root" in said  # no raw socket
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_manifest_pod_script_scans_uploads_and_merges(lab: Any, tmp_path: Path) -> None:
+    """The Job's container script as written in deploy/job/job.yaml, run as the Job's pods would
+    (one process per index, in parallel) inside the scanner namespace: every pod scans its shard,
+    index 0 waits for the others and uploads one merged report."""
+    import yaml
+
+    job = yaml.safe_load((REPO / "deploy" / "job" / "job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    count = job["spec"]["completions"]
+    shared = tmp_path / "shared"  # stands for the ConfigMap mounted at /shared
+    shared.mkdir()
+    (shared / "ips.txt").write_text("".join(f"{t}\n" for t in lab.targets))
+    (shared / "suppressions.yaml").write_text(
+        (REPO / "deploy" / "base" / "suppressions.yaml").read_text()
+    )
+    script = container["args"][0].replace("/shared/", f"{shared}/")
+    s3 = start_namespace_s3(lab)
+    try:
+        env = {**s3.env, "FLAN_RUN_ID": job["metadata"]["name"], "FLAN_SHARD_COUNT": str(count),
+               "FLAN_OUTPUT": f"s3://{s3.bucket}/flan", "FLAN_MERGE_WAIT": "300",
+               "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}  # fmt: skip
+        pods = []
+        for index in range(count):
+            cwd = tmp_path / f"pod{index}"
+            cwd.mkdir()
+            pod_env = {**env, "JOB_COMPLETION_INDEX": str(index)}
+            argv = [*container["command"], script]
+            pipe = subprocess.PIPE
+            pods.append(lab.popen(argv, cwd=cwd, env=pod_env, stdout=pipe, stderr=pipe, text=True))
+        for index, pod in enumerate(pods):
+            _, err = pod.communicate(timeout=600)
+            assert pod.returncode == 0, f"pod {index}: {err}"
+        prefix = f"flan/{job['metadata']['name']}/"
+        keys = s3.keys(prefix)
+        assert {f"{prefix}{name}" for name in ("report.html", "report.json", "merge.json")} <= set(
+            keys
+        )
+        merged_dir = tmp_path / "pod0" / "flan-results" / job["metadata"]["name"]
+        record = json.loads((merged_dir / "merge.json").read_text())
+        assert record["complete"] and record["shard_count"] == count
+        products = {svc["product"] for svc in read_report(merged_dir)["services"]}
+        assert {"OpenSSH", "nginx", "Apache httpd"} <= products
+    finally:
+        s3.stop()
