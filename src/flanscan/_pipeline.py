@@ -81,6 +81,27 @@ def open_vulndb(options: ReportOptions) -> tuple[VulnDb | None, str | None]:
     return VulnDb.open(path), None
 
 
+def check_report_options(options: ReportOptions) -> None:
+    """Refuse bad report inputs (missing --db file, bad rules or --notify URL, bad --fail-on) before
+    a scan starts, so a mistake never costs a scan."""
+    if options.use_db and options.db_path is not None:
+        db, _ = open_vulndb(options)
+        if db is not None:
+            db.close()
+    if options.suppressions is not None:
+        from flanscan._suppress import load_suppressions
+
+        load_suppressions(options.suppressions)
+    if options.notify:
+        from flanscan._notify import check_notify_urls
+
+        check_notify_urls(options.notify)
+    if options.fail_on is not None and options.fail_on not in FAIL_ON_CHOICES:
+        raise UsageError(
+            f"--fail-on {options.fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}"
+        )
+
+
 def make_analyzer(
     db: VulnDb | None,
     suppressions: SuppressionSet | None,

@@ -186,7 +186,8 @@ def _display() -> _Shown:
     "--suppressions",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=None,
-    help="Exception rules (owner, reason, expiry) for accepted findings.",
+    help="Exception rules (owner, reason, expiry) for accepted findings "
+    "(default: flan-suppressions.yaml beside the -iL targets file, when it exists).",
 )
 @click.option(
     "--history",
@@ -265,6 +266,7 @@ def scan(
         if not file_specs:
             raise UsageError(f"{path}: no targets in this file (only comments or blank lines)")
         specs.extend(file_specs)
+    legacy: Path | None = None
     if not specs and not target_files:
         from flanscan._storage import legacy_targets_file
 
@@ -273,6 +275,14 @@ def scan(
             specs.extend(read_targets_file(legacy))
     if not specs:
         raise UsageError("no targets: give TARGET arguments or -iL FILE (see flan scan --help)")
+    if suppressions is None:
+        from flanscan._suppress import default_suppressions_path
+
+        # flan-suppressions.yaml beside the (first) targets file applies unless --suppressions
+        first_file = target_files[0] if target_files else legacy
+        suppressions = default_suppressions_path(first_file)
+        if suppressions is not None:
+            click.echo(f"flan: using exception rules in {suppressions}", err=True)
     exclude_specs = [s for value in excludes for s in parse_exclude_option(value)]
     for path in exclude_files:
         exclude_specs.extend(read_targets_file(path))
@@ -280,7 +290,7 @@ def scan(
         raise UsageError("--db and --no-db cannot be used together: drop one")
 
     from flanscan._errors import DeliveryError
-    from flanscan._pipeline import ReportOptions, report_run
+    from flanscan._pipeline import ReportOptions, check_report_options, report_run
     from flanscan._storage import legacy_formats, plan_fleet_run
 
     report_options = ReportOptions(
@@ -296,6 +306,7 @@ def scan(
         notify_min_severity=notify_min_severity,
         fail_on=fail_on,
     )
+    check_report_options(report_options)  # bad --db or rules stop the run before scanning
     fleet = plan_fleet_run(
         output=output,
         output_dir=output_dir,
