@@ -198,7 +198,7 @@ def test_empty_file_is_no_rules(tmp_path: Path) -> None:
         ("- cve: CVE-2024-0001\n  reason: r\n  owner: o\n  team: x\n", 4, "unknown field 'team'"),
         ("- cve: CVE-2024-0001\n  reason: r\n  owner: o\n  expires: 2026-13-01\n", 4, "not a date"),
         ("- cve: CVE-2024-0001\n  reason: r\n  owner: o\n  expires: tomorrow\n", 4, "not a date"),
-        ("- address: 10.0.0.300/24\n  reason: r\n  owner: o\n", 1, "not an IP address or CIDR"),
+        ("- address: 198.18.0.300/24\n  reason: r\n  owner: o\n", 1, "not an IP address or CIDR"),
         ("- address: 127.0.0.1/24\n  reason: r\n  owner: o\n", 1, "host bits set"),
         ("- cve: CVE-2024-0001\n  owner: o\n", 1, "no 'reason'"),
         ("- cve: CVE-2024-0001\n  reason: r\n", 1, "no 'owner'"),

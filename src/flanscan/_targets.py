@@ -1,7 +1,7 @@
 """Scan targets: Flan's `ips.txt` format, command-line targets, excludes and their expansion.
 
 A target is one IPv4 or IPv6 address, a CIDR network, an Nmap-style IPv4 octet range
-(`10.0.0-3.1-254`, `10.0.0.*`, `10.0.0.1,3,5-7`) or a hostname. Addresses are held as integer
+(`198.18.0-3.1-254`, `198.18.0.*`, `198.18.0.1,3,5-7`) or a hostname. Addresses are held as integer
 intervals so that excludes, counting, splitting across workers and sharding stay cheap even for
 large networks; hostnames are kept as names (Nmap resolves them).
 """
@@ -93,7 +93,7 @@ def _parse_network(raw: str, source: str, where: str) -> TargetSpec:
         raise UsageError(f"{where}: {_address_problem(addr)}") from None
     if int(prefix) > ip.max_prefixlen:
         raise UsageError(f"{where}: prefix /{prefix} is longer than /{ip.max_prefixlen}")
-    # Nmap scans the whole network when host bits are set (10.0.0.5/24 = 10.0.0.0/24).
+    # Nmap scans the whole network when host bits are set (198.18.0.5/24 = 198.18.0.0/24).
     ipaddress.ip_network(raw, strict=False)
     return TargetSpec(raw, "network", ip.version, source)
 
@@ -444,7 +444,7 @@ class TargetSet:
 
 
 def _kept_as_name(spec: TargetSpec) -> bool:
-    # A scoped IPv6 address (fe80::1%eth0) loses its scope as an integer: pass it on verbatim.
+    # A scoped IPv6 address (with a %interface suffix) loses its scope as an integer: pass it on verbatim.
     return spec.kind == "hostname" or "%" in spec.text
 
 

@@ -242,7 +242,7 @@ def scan(
     fail_on: str | None,
     show_product_only: bool,
 ) -> None:
-    """Scan TARGETs (addresses, CIDR networks, Nmap-style ranges such as 10.0.0.1-20, or
+    """Scan TARGETs (addresses, CIDR networks, Nmap-style ranges such as 198.18.0.1-20, or
     hostnames) with Nmap and write a service-centred report.
 
     Targets are split over several Nmap processes; the raw XML of each is kept in the run's
