@@ -250,16 +250,17 @@ def confirmed_findings(svc: ServiceReport) -> list[ServiceFinding]:
 
 
 def unconfirmed_findings(svc: ServiceReport) -> list[ServiceFinding]:
-    """Open findings on a distribution build whose banner carries no package revision: kept,
-    but shown apart from the confirmed ones."""
+    """Open findings on a distribution build whose backports could not be checked: kept, but
+    shown apart from the confirmed ones."""
     return [
         sf for sf in svc.findings if sf.finding.status is FindingStatus.UNCONFIRMED_DISTRIBUTION
     ]
 
 
 UNCONFIRMED_NOTE = (
-    "Unconfirmed: distribution build. The banner names a distribution build without its package "
-    "revision, so whether the distribution backported the fix cannot be checked."
+    "Unconfirmed: distribution build. The service is a distribution build, and whether the "
+    "distribution backported the fix could not be checked (no package revision in the banner, "
+    "or no tracker data for its release: each finding's evidence says which)."
 )
 
 
