@@ -8,7 +8,6 @@ are reported as not checked (ScanSummary.incomplete_targets and a warning), neve
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 from flanscan._errors import DeliveryError, EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
-from flanscan._pipeline import ReportOptions, RunOutcome, fail_on_reached, report_from_xml
+from flanscan._pipeline import ReportOptions, RunOutcome, finish_report, report_from_xml
 from flanscan._shard import Shard, shard_from_dir_name, shard_targets
 from flanscan._storage import (
     DONE_FILE,
@@ -306,41 +305,8 @@ def merge_run(
     summary, warnings = merged_summary(run)
     outcome = MergeOutcome(shards=run, merged_dir=out, warnings=warnings)
     report = report_from_xml(shard_xml_files(run), options, scan=summary)
-    if report.vulndb_note:
-        outcome.messages.append(report.vulndb_note)
-    if options.record_history:
-        from flanscan._history import diff_runs, open_history
-
-        store = open_history(options.history or str(out.parent / "history.sqlite3"))
-        try:
-            previous = store.previous_run(report)
-            outcome.run_id = store.record(report, run_dir=str(out), source="merge")
-            if previous is not None:
-                report = dataclasses.replace(
-                    report, changes=diff_runs(store, previous.id, outcome.run_id)
-                )
-        finally:
-            store.close()
-    from flanscan._pipeline import write_reports
-
-    outcome.report_paths = write_reports(report, options.formats, out)
+    finish_report(report, options, outcome, out=out, source="merge")
     _write_merge_record(out / MERGE_FILE, run, source, outcome.report_paths)
-    if options.notify and report.changes is not None:
-        from flanscan._model import Severity
-        from flanscan._notify import send_alerts
-
-        failures = send_alerts(
-            options.notify,
-            report,
-            report.changes,
-            Severity.from_label(options.notify_min_severity),
-        )
-        outcome.messages.extend(f"alert not delivered: {f}" for f in failures)
-        if failures:
-            outcome.exit_code = 4
-    if not outcome.exit_code and fail_on_reached(report, options.fail_on):
-        outcome.exit_code = 1
-        outcome.messages.append(f"findings reached --fail-on {options.fail_on}")
     return outcome
 
 

@@ -204,25 +204,41 @@ def fail_on_reached(report: Report, fail_on: str | None) -> bool:
 def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) -> RunOutcome:
     """After a scan: build the report from the run's XML, record history, compare with the
     previous run, write every format, send alerts. The XML stays whatever happens."""
-    outcome = RunOutcome()
     report = report_from_xml([run_dir], options, scan=scan)
+    outcome = RunOutcome()
+    finish_report(report, options, outcome, out=run_dir, source="scan")
+    return outcome
+
+
+def finish_report(
+    report: Report,
+    options: ReportOptions,
+    outcome: RunOutcome,
+    *,
+    out: Path,
+    source: str,
+) -> Report:
+    """Everything after the report is built, shared by a scan and a merge of shards: record it
+    in the history (default store: history.sqlite3 beside `out`) with the changes since the
+    previous run of the same targets, write each format into `out`, send alerts, and set the
+    exit code for --fail-on. Fills `outcome` and returns the report as written."""
     if report.vulndb_note:
         outcome.messages.append(report.vulndb_note)
 
     if options.record_history:
         from flanscan._history import diff_runs, open_history
 
-        store = open_history(options.history or str(run_dir.parent / "history.sqlite3"))
+        store = open_history(options.history or str(out.parent / "history.sqlite3"))
         try:
             previous = store.previous_run(report)
-            outcome.run_id = store.record(report, run_dir=str(run_dir))
+            outcome.run_id = store.record(report, run_dir=str(out), source=source)
             if previous is not None:
                 changes = diff_runs(store, previous.id, outcome.run_id)
                 report = dataclasses.replace(report, changes=changes)
         finally:
             store.close()
 
-    outcome.report_paths = write_reports(report, options.formats, run_dir)
+    outcome.report_paths = write_reports(report, options.formats, out)
 
     if options.notify:
         from flanscan._history import diff_reports
@@ -245,4 +261,4 @@ def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) 
     if outcome.exit_code == EXIT_OK and fail_on_reached(report, options.fail_on):
         outcome.exit_code = EXIT_FINDINGS
         outcome.messages.append(f"findings reached --fail-on {options.fail_on}")
-    return outcome
+    return report

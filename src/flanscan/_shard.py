@@ -13,14 +13,13 @@ bounded by the number of blocks, whatever the size of the networks.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flanscan._errors import UsageError
-from flanscan._targets import TargetSet, TargetSpec, parse_target
+from flanscan._targets import TargetSet, TargetSpec, nmap_blocks, parse_target
 
 # Up to this many targets (after excludes) shards are strided; above, contiguous CIDR blocks.
 STRIDE_LIMIT = 1 << 16
@@ -110,19 +109,10 @@ def shard_targets(targets: TargetSet, shard: Shard) -> list[str]:
     for fam in (targets.v4, targets.v6):
         lo, hi = max(start - offset, 0), min(stop - offset, fam.count)
         if lo < hi:
-            out.extend(_blocks(fam.family, fam.slice(lo, hi)))
+            out.extend(nmap_blocks(fam.family, fam.slice(lo, hi)))
         offset += fam.count
     lo, hi = max(start - offset, 0), min(stop - offset, len(targets.names))
     out.extend(targets.names[lo:hi])
-    return out
-
-
-def _blocks(family: int, intervals: Sequence[tuple[int, int]]) -> list[str]:
-    cls = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
-    out = []
-    for lo, hi in intervals:
-        for net in ipaddress.summarize_address_range(cls(lo), cls(hi)):
-            out.append(str(net.network_address) if net.num_addresses == 1 else net.with_prefixlen)
     return out
 
 

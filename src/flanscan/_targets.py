@@ -346,7 +346,7 @@ class _Family:
         return out
 
 
-def _nmap_blocks(family: int, intervals: Iterable[Interval]) -> list[str]:
+def nmap_blocks(family: int, intervals: Iterable[Interval]) -> list[str]:
     """The fewest CIDR blocks (or single addresses) covering the intervals, as Nmap targets."""
     cls = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
     out = []
@@ -437,14 +437,13 @@ class TargetSet:
     def nmap_targets(self) -> list[str]:
         """The set as compact Nmap target arguments (CIDR blocks, addresses, hostnames)."""
         return (
-            _nmap_blocks(4, self.v4.intervals)
-            + _nmap_blocks(6, self.v6.intervals)
-            + list(self.names)
+            nmap_blocks(4, self.v4.intervals) + nmap_blocks(6, self.v6.intervals) + list(self.names)
         )
 
 
 def _kept_as_name(spec: TargetSpec) -> bool:
-    # A scoped IPv6 address (with a %interface suffix) loses its scope as an integer: pass it on verbatim.
+    # A scoped IPv6 address (with a %interface suffix) loses its scope as an integer:
+    # pass it on verbatim.
     return spec.kind == "hostname" or "%" in spec.text
 
 
@@ -509,7 +508,7 @@ def split_targets(targets: TargetSet, parts: int, *, names_family: int = 4) -> l
 def _split_group(fam: _Family, names: list[str], count: int, share: int) -> list[TargetChunk]:
     if share <= 1:
         return [
-            TargetChunk(fam.family, tuple(_nmap_blocks(fam.family, fam.intervals) + names), count)
+            TargetChunk(fam.family, tuple(nmap_blocks(fam.family, fam.intervals) + names), count)
         ]
     if count <= STRIDE_LIMIT:
         items = [*fam, *names]
@@ -520,7 +519,7 @@ def _split_group(fam: _Family, names: list[str], count: int, share: int) -> list
     chunks = []
     for k in range(share):
         start, stop = fam.count * k // share, fam.count * (k + 1) // share
-        blocks = _nmap_blocks(fam.family, fam.slice(start, stop))
+        blocks = nmap_blocks(fam.family, fam.slice(start, stop))
         mine = names[k::share]
         chunks.append(TargetChunk(fam.family, tuple(blocks + mine), stop - start + len(mine)))
     return chunks
