@@ -54,11 +54,10 @@ def _open(history_url: str | None, *, create: bool) -> HistoryStore:
 def _report(
     paths: Sequence[Path], db_path: Path | None, no_db: bool, suppressions: Path | None
 ) -> Report:
-    from flanscan._errors import UsageError
+    from flanscan._cli._options import check_db_flags
     from flanscan._pipeline import ReportOptions, report_from_xml
 
-    if no_db and db_path is not None:
-        raise UsageError("--db and --no-db cannot be used together: drop one")
+    check_db_flags(db_path, no_db)
     options = ReportOptions(
         db_path=db_path, use_db=not no_db, suppressions=suppressions, record_history=False
     )

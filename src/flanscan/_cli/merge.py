@@ -9,10 +9,13 @@ from pathlib import Path
 import click
 
 from flanscan._cli import EXIT_CODES_HELP
-from flanscan._render import FORMATS
-
-DEFAULT_FORMATS = ("html", "json")
-SEVERITIES = ("low", "medium", "high", "critical")
+from flanscan._cli._options import (
+    DEFAULT_FORMATS,
+    analysis_options,
+    check_db_flags,
+    delivery_options,
+    format_option,
+)
 
 
 @click.command(
@@ -26,14 +29,7 @@ Examples:
     + EXIT_CODES_HELP
 )
 @click.argument("source", metavar="SOURCE")
-@click.option(
-    "--format",
-    "-f",
-    "formats",
-    multiple=True,
-    type=click.Choice(FORMATS, case_sensitive=False),
-    help="Report format (repeatable; default: html and json).",
-)
+@format_option
 @click.option(
     "-o",
     "--output",
@@ -50,52 +46,9 @@ Examples:
     help="Poll until every shard has finished (done.json, status complete), at most SECONDS; "
     "then merge what is there.",
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Vulnerability database to use (default: FLAN_DB or the user cache directory).",
-)
-@click.option("--no-db", is_flag=True, help="Do not match vulnerabilities; list services only.")
-@click.option(
-    "--suppressions",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=None,
-    help="Exception rules (owner, reason, expiry) for accepted findings.",
-)
-@click.option(
-    "--history",
-    metavar="URL_OR_PATH",
-    default=None,
-    help="Run history: an SQLite file or a postgresql:// URL "
-    "(default: history.sqlite3 beside the merged run directory).",
-)
+@analysis_options()
 @click.option("--no-history", is_flag=True, help="Do not record the merged run in the history.")
-@click.option(
-    "--notify",
-    multiple=True,
-    metavar="URL",
-    help="Send an alert about new findings to URL (repeatable).",
-)
-@click.option(
-    "--notify-min-severity",
-    type=click.Choice(SEVERITIES),
-    default="high",
-    show_default=True,
-    help="Least severity that triggers an alert.",
-)
-@click.option(
-    "--fail-on",
-    type=click.Choice(["critical", "high", "medium", "kev"]),
-    default=None,
-    help="Exit with status 1 when an open finding is at least this severe (kev: in CISA KEV).",
-)
-@click.option(
-    "--show-product-only",
-    is_flag=True,
-    help="List CVEs matched on the product alone (version unknown), not just their count.",
-)
+@delivery_options(history_default="history.sqlite3 beside the merged run directory")
 def merge(
     source: str,
     formats: tuple[str, ...],
@@ -119,13 +72,12 @@ def merge(
     For a remote SOURCE the shards are downloaded and the merged reports uploaded back to it.
     The path of the report is the last line printed.
     """
-    from flanscan._errors import DeliveryError, ScanIncomplete, UsageError
+    from flanscan._errors import DeliveryError, ScanIncomplete
     from flanscan._merge import download_run, merge_run, upload_merged, wait_for_shards
     from flanscan._pipeline import ReportOptions
     from flanscan._storage import open_sink, parse_location
 
-    if no_db and db_path is not None:
-        raise UsageError("--db and --no-db cannot be used together: drop one")
+    check_db_flags(db_path, no_db)
     location = parse_location(source, "SOURCE")
     sink = open_sink(location)
     run_name = Path(location.prefix).name or location.bucket

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from flanscan._render import FORMATS
-
-DEFAULT_FORMATS = ("html", "json")
+from flanscan._cli._options import DEFAULT_FORMATS, analysis_options, check_db_flags, format_option
 
 
 def _output_dir(inputs: tuple[Path, ...]) -> Path:
@@ -33,14 +31,7 @@ Examples:
     required=True,
     type=click.Path(path_type=Path),
 )
-@click.option(
-    "--format",
-    "-f",
-    "formats",
-    multiple=True,
-    type=click.Choice(FORMATS, case_sensitive=False),
-    help="Report format (repeatable; default: html and json).",
-)
+@format_option
 @click.option(
     "-o",
     "--output",
@@ -49,25 +40,7 @@ Examples:
     help="Directory for report.<ext> files, or a file name when one format is asked for "
     "(default: the run directory given, else the current directory).",
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Vulnerability database to use (default: FLAN_DB or the user cache directory).",
-)
-@click.option("--no-db", is_flag=True, help="Do not match vulnerabilities; list services only.")
-@click.option(
-    "--suppressions",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Exception rules (owner, reason, expiry) for accepted findings.",
-)
-@click.option(
-    "--show-product-only",
-    is_flag=True,
-    help="List CVEs matched on the product alone (version unknown), not just their count.",
-)
+@analysis_options()
 def report(
     inputs: tuple[Path, ...],
     formats: tuple[str, ...],
@@ -83,13 +56,11 @@ def report(
     files (workers, a discovery and a version pass) are merged into one report. The path of
     the report is the last line printed.
     """
-    from flanscan._errors import UsageError
     from flanscan._pipeline import ReportOptions, report_from_xml, write_reports
     from flanscan._report import summary_from_run_json
 
     chosen = tuple(dict.fromkeys(f.lower() for f in formats)) or DEFAULT_FORMATS
-    if no_db and db_path is not None:
-        raise UsageError("--db and --no-db cannot be used together: drop one")
+    check_db_flags(db_path, no_db)
     options = ReportOptions(
         formats=chosen,
         db_path=db_path,

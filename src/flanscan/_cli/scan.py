@@ -15,10 +15,14 @@ from typing import Any
 import click
 
 from flanscan._cli import EXIT_CODES_HELP
-
-FORMAT_CHOICES = ("json", "html", "md", "csv", "tex", "pdf")
-DEFAULT_FORMATS = ("html", "json")
-SEVERITIES = ("low", "medium", "high", "critical")
+from flanscan._cli._options import (
+    DEFAULT_FORMATS,
+    analysis_options,
+    check_db_flags,
+    delivery_options,
+    format_option,
+)
+from flanscan._render import FORMATS
 
 
 class _ScanCommand(click.Command):
@@ -167,59 +171,11 @@ def _display() -> _Shown:
     default=None,
     help="Run id shared by all shards of one run (default: FLAN_RUN_ID, else the start time).",
 )
-@click.option(
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice(FORMAT_CHOICES),
-    help="Report format (repeatable; default: html and json).",
+@format_option
+@analysis_options(
+    suppressions_default="flan-suppressions.yaml beside the -iL targets file, when it exists"
 )
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Vulnerability database to use (default: FLAN_DB or the user cache directory).",
-)
-@click.option("--no-db", is_flag=True, help="Do not match vulnerabilities; list services only.")
-@click.option(
-    "--suppressions",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=None,
-    help="Exception rules (owner, reason, expiry) for accepted findings "
-    "(default: flan-suppressions.yaml beside the -iL targets file, when it exists).",
-)
-@click.option(
-    "--history",
-    metavar="URL_OR_PATH",
-    default=None,
-    help="Run history: an SQLite file or a postgresql:// URL "
-    "(default: history.sqlite3 next to the run directories).",
-)
-@click.option(
-    "--notify",
-    multiple=True,
-    metavar="URL",
-    help="Send an alert about new findings to URL (repeatable).",
-)
-@click.option(
-    "--notify-min-severity",
-    type=click.Choice(SEVERITIES),
-    default="high",
-    show_default=True,
-    help="Least severity that triggers an alert.",
-)
-@click.option(
-    "--fail-on",
-    type=click.Choice(["critical", "high", "medium", "kev"]),
-    default=None,
-    help="Exit with status 1 when an open finding is at least this severe (kev: in CISA KEV).",
-)
-@click.option(
-    "--show-product-only",
-    is_flag=True,
-    help="List CVEs matched on the product alone (version unknown), not just their count.",
-)
+@delivery_options(history_default="history.sqlite3 next to the run directories")
 def scan(
     targets: tuple[str, ...],
     target_files: tuple[Path, ...],
@@ -286,8 +242,7 @@ def scan(
     exclude_specs = [s for value in excludes for s in parse_exclude_option(value)]
     for path in exclude_files:
         exclude_specs.extend(read_targets_file(path))
-    if no_db and db_path is not None:
-        raise UsageError("--db and --no-db cannot be used together: drop one")
+    check_db_flags(db_path, no_db)
 
     from flanscan._errors import DeliveryError
     from flanscan._pipeline import ReportOptions, check_report_options, report_run
@@ -295,7 +250,7 @@ def scan(
 
     report_options = ReportOptions(
         formats=tuple(dict.fromkeys(formats))
-        or legacy_formats(os.environ, FORMAT_CHOICES)
+        or legacy_formats(os.environ, FORMATS)
         or DEFAULT_FORMATS,
         db_path=db_path,
         use_db=not no_db,
