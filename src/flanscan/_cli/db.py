@@ -155,7 +155,9 @@ def import_(db_path: Path | None, fresh: bool, paths: tuple[Path, ...]) -> None:
     """Build or extend the database from files copied by hand (air-gapped networks).
 
     PATHS are NVD CVE 2.0 feed files (.json or .json.gz), directories of them, single CVE 2.0
-    JSON records, the CISA KEV JSON, or an EPSS CSV (.csv or .csv.gz); detected by content.
+    JSON records, the CISA KEV JSON, an EPSS CSV (.csv or .csv.gz), the Debian security
+    tracker JSON, or Ubuntu OSV records (the all.zip export or JSON files); detected by
+    content.
     """
     from flanscan._vulndb import import_paths
 

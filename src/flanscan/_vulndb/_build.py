@@ -36,7 +36,10 @@ from flanscan._vulndb.sources import (
     read_state,
 )
 
-IMPORT_KINDS = "NVD CVE 2.0 JSON feeds or records, the CISA KEV JSON, or an EPSS CSV"
+IMPORT_KINDS = (
+    "NVD CVE 2.0 JSON feeds or records, the CISA KEV JSON, an EPSS CSV, "
+    "the Debian security tracker JSON, or Ubuntu OSV records (all.zip or JSON)"
+)
 
 
 @dataclass(frozen=True)
