@@ -37,7 +37,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --user-group --home-dir /results --shell /usr/sbin/nologin flan \
     && install -d -o flan -g flan /results /var/lib/flan
 
-COPY pyproject.toml README.md /opt/flan-src/
+COPY pyproject.toml README.md LICENSE /opt/flan-src/
 COPY src /opt/flan-src/src
 RUN python3 -m venv /opt/flan \
     && /opt/flan/bin/pip install --no-cache-dir /opt/flan-src \
