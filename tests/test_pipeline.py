@@ -10,10 +10,11 @@ from typing import ClassVar
 
 import pytest
 
-from flanscan._errors import ParseError, UsageError
+from flanscan._errors import FlanError, ParseError, UsageError
 from flanscan._model import FindingStatus
 from flanscan._pipeline import (
     ReportOptions,
+    check_report_options,
     fail_on_reached,
     report_from_xml,
     report_run,
@@ -172,3 +173,25 @@ def test_first_run_alerts_once_with_everything_it_found(tmp_path: Path, sample_d
     assert high, "the lab scan should have high or critical confirmed findings"
     sent = json.dumps(_Receiver.bodies[0])
     assert all(cve in sent for cve in high)
+
+
+def test_unreachable_history_is_refused_before_a_scan(sample_db: Path) -> None:
+    options = ReportOptions(db_path=sample_db, history="postgresql://flan@127.0.0.1:1/none")
+    with pytest.raises(FlanError, match=r"127\.0\.0\.1:1\b"):
+        check_report_options(options)
+
+
+def test_history_failure_after_a_scan_still_writes_the_reports(
+    tmp_path: Path, sample_db: Path
+) -> None:
+    run = tmp_path / "run"
+    (run / "xml").mkdir(parents=True)
+    (run / "xml" / "worker-0.xml").write_bytes(LAB_XML.read_bytes())
+    options = ReportOptions(
+        formats=("json",), db_path=sample_db, history="postgresql://flan@127.0.0.1:1/none"
+    )
+    outcome = report_run(run, None, options)
+    assert outcome.exit_code == 4
+    assert any(m.startswith("history not recorded:") for m in outcome.messages)
+    assert outcome.report_paths == [run / "report.json"]
+    assert json.loads((run / "report.json").read_text())["services"]

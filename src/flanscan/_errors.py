@@ -7,7 +7,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # --fail-on threshold reached (scan completed)
 EXIT_USAGE = 2  # bad input, missing tool, unusable environment
 EXIT_SCAN_INCOMPLETE = 3  # a worker failed or was interrupted; partial results were saved
-EXIT_DELIVERY = 4  # results saved, but an alert or upload could not be delivered
+EXIT_DELIVERY = 4  # results saved, but an alert, an upload or the history record failed
 
 
 class FlanError(Exception):

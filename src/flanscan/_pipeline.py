@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flanscan._errors import EXIT_DELIVERY, EXIT_FINDINGS, EXIT_OK, UsageError
+from flanscan._errors import EXIT_DELIVERY, EXIT_FINDINGS, EXIT_OK, FlanError, UsageError
 from flanscan._model import (
     Finding,
     HostObservation,
@@ -82,8 +82,8 @@ def open_vulndb(options: ReportOptions) -> tuple[VulnDb | None, str | None]:
 
 
 def check_report_options(options: ReportOptions) -> None:
-    """Refuse bad report inputs (missing --db file, bad rules or --notify URL, bad --fail-on) before
-    a scan starts, so a mistake never costs a scan."""
+    """Refuse bad report inputs (missing --db file, bad rules, unreachable --history, bad
+    --notify URL or --fail-on) before a scan starts, so a mistake never costs a scan."""
     if options.use_db and options.db_path is not None:
         db, _ = open_vulndb(options)
         if db is not None:
@@ -92,6 +92,10 @@ def check_report_options(options: ReportOptions) -> None:
         from flanscan._suppress import load_suppressions
 
         load_suppressions(options.suppressions)
+    if options.record_history and options.history is not None:
+        from flanscan._history import open_history
+
+        open_history(options.history).close()  # unreachable or newer schema: say so now
     if options.notify:
         from flanscan._notify import check_notify_urls
 
@@ -184,6 +188,25 @@ def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Pat
     return written
 
 
+def _record_history(
+    report: Report, options: ReportOptions, outcome: RunOutcome, *, out: Path, source: str
+) -> Report:
+    """Record the run; return the report with the changes since the previous run of its
+    targets (when there is one)."""
+    from flanscan._history import diff_runs, open_history
+
+    store = open_history(options.history or str(out.parent / "history.sqlite3"))
+    try:
+        previous = store.previous_run(report)
+        outcome.run_id = store.record(report, run_dir=str(out), source=source)
+        if previous is not None:
+            changes = diff_runs(store, previous.id, outcome.run_id)
+            report = dataclasses.replace(report, changes=changes)
+    finally:
+        store.close()
+    return report
+
+
 def fail_on_reached(report: Report, fail_on: str | None) -> bool:
     """True when an open finding reaches the --fail-on threshold."""
     if fail_on is None:
@@ -226,17 +249,12 @@ def finish_report(
         outcome.messages.append(report.vulndb_note)
 
     if options.record_history:
-        from flanscan._history import diff_runs, open_history
-
-        store = open_history(options.history or str(out.parent / "history.sqlite3"))
         try:
-            previous = store.previous_run(report)
-            outcome.run_id = store.record(report, run_dir=str(out), source=source)
-            if previous is not None:
-                changes = diff_runs(store, previous.id, outcome.run_id)
-                report = dataclasses.replace(report, changes=changes)
-        finally:
-            store.close()
+            report = _record_history(report, options, outcome, out=out, source=source)
+        except FlanError as exc:
+            # The reports matter more than the record: write them, then say what failed.
+            outcome.messages.append(f"history not recorded: {exc}")
+            outcome.exit_code = EXIT_DELIVERY
 
     outcome.report_paths = write_reports(report, options.formats, out)
 

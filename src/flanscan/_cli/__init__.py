@@ -16,7 +16,7 @@ Exit codes:
   1  done, and findings reached the --fail-on threshold
   2  usage or environment error (bad input, nmap missing, ...)
   3  scan incomplete (a worker failed or was interrupted; raw XML kept)
-  4  results saved, but an alert or upload could not be delivered
+  4  results saved, but an alert, an upload or the history record failed
 """
 
 # name -> "module:attribute"; imported only when the command runs, so `flan --help` stays fast
