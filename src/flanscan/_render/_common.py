@@ -292,6 +292,35 @@ def suppressed_appendix(report: Report) -> list[AppendixEntry]:
     ]
 
 
+@dataclass(frozen=True)
+class Appendix:
+    """One appendix of closed findings, titled and introduced the same way in every format."""
+
+    anchor: str
+    title: str
+    intro: str
+    entries: list[AppendixEntry]
+
+
+def appendices(report: Report) -> list[Appendix]:
+    """The report's appendices: A, findings the distribution fixed; B, suppressed findings."""
+    return [
+        Appendix(
+            "appendix-distribution",
+            "Appendix A: fixed by the distribution or not affected",
+            "Findings that version matching alone would report, but the distribution's security "
+            "tracker says are fixed in (or do not affect) the detected package build.",
+            backport_appendix(report),
+        ),
+        Appendix(
+            "appendix-suppressed",
+            "Appendix B: suppressed findings",
+            "Findings excluded from the report by a suppression rule, with the rule.",
+            suppressed_appendix(report),
+        ),
+    ]
+
+
 def product_only_note(svc: ServiceReport) -> str:
     """`version unknown: N CVEs exist for this product`, or '' when there are none."""
     n = len(svc.product_only)

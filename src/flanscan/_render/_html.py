@@ -153,8 +153,7 @@ def _render(report: Report, *, pdf: bool) -> bytes:
         "status_counts": _status_counts(report),
         "vulnerable": list(common.vulnerable_services(report)),
         "others": list(common.other_services(report)),
-        "backported": common.backport_appendix(report),
-        "suppressed": common.suppressed_appendix(report),
+        "appendices": common.appendices(report),
     }
     # Streaming the template keeps one copy of the text plus its encoding, not many slices.
     return "".join(template.generate(context)).encode("utf-8")

@@ -250,15 +250,6 @@ def render_md(report: Report) -> bytes:
         out += ["## Notes", ""]
         out += [f"- {escape_md(note)}" for note in report.notes]
         out.append("")
-    out += _appendix(
-        "Appendix A: fixed by the distribution or not affected",
-        "Findings that version matching alone would report, but the distribution's security "
-        "tracker says are fixed in (or do not affect) the detected package build.",
-        common.backport_appendix(report),
-    )
-    out += _appendix(
-        "Appendix B: suppressed findings",
-        "Findings excluded from the report by a suppression rule, with the rule.",
-        common.suppressed_appendix(report),
-    )
+    for appendix in common.appendices(report):
+        out += _appendix(appendix.title, appendix.intro, appendix.entries)
     return "\n".join(out).encode("utf-8")

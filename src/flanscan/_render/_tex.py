@@ -286,16 +286,7 @@ def render_tex(report: Report) -> bytes:
         out += [r"\subsection*{Notes}", r"\begin{itemize}"]
         out += [r"\item{} " + escape_tex(note) for note in report.notes]
         out.append(r"\end{itemize}")
-    out += _appendix(
-        "Appendix A: fixed by the distribution or not affected",
-        "Findings that version matching alone would report, but the distribution's security "
-        "tracker says are fixed in (or do not affect) the detected package build.",
-        common.backport_appendix(report),
-    )
-    out += _appendix(
-        "Appendix B: suppressed findings",
-        "Findings excluded from the report by a suppression rule, with the rule.",
-        common.suppressed_appendix(report),
-    )
+    for appendix in common.appendices(report):
+        out += _appendix(appendix.title, appendix.intro, appendix.entries)
     out.append(r"\end{document}")
     return ("\n".join(out) + "\n").encode("utf-8")
