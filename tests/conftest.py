@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))  # the lab package lives at the repository root
 
-pytest_plugins = ["testlab.pytest_plugin"]
+# the lab fixture, and the matcher tests' `records`/`lookup` fixtures over the NVD sample
+pytest_plugins = ["testlab.pytest_plugin", "test_match_support"]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_match_support import SAMPLE_NAME, SampleLookup, load_records
+from test_match_support import SampleLookup
 
 from flanscan._match import match_service
 from flanscan._match.aliases import (
@@ -43,16 +43,6 @@ def probes() -> str:
     if not PROBES.is_file():
         pytest.skip(f"{PROBES} is missing (nmap not installed)")
     return PROBES.read_text(encoding="latin-1")
-
-
-@pytest.fixture
-def records(nvd_sample: Path) -> dict[str, dict[str, Any]]:
-    return {r["id"]: r for r in load_records(nvd_sample / SAMPLE_NAME)}
-
-
-@pytest.fixture
-def lookup(nvd_sample: Path) -> SampleLookup:
-    return SampleLookup(load_records(nvd_sample / SAMPLE_NAME))
 
 
 ids = [a.key for a in ALIASES]

@@ -23,16 +23,6 @@ from flanscan._model import Confidence, Finding, ServiceObservation
 Record = dict[str, Any]
 
 
-@pytest.fixture
-def records(nvd_sample: Path) -> dict[str, Record]:
-    return {r["id"]: r for r in load_records(nvd_sample / SAMPLE_NAME)}
-
-
-@pytest.fixture
-def lookup(nvd_sample: Path) -> SampleLookup:
-    return SampleLookup(load_records(nvd_sample / SAMPLE_NAME))
-
-
 def svc(
     product: str | None, version: str | None, *cpes: str, extrainfo: str | None = None
 ) -> ServiceObservation:
