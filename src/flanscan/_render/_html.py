@@ -66,6 +66,17 @@ def _static(name: str) -> str:
     return text
 
 
+def _severity_css() -> str:
+    """Badge and service-border colours from common.SEVERITY_COLOURS, the chart's own, so the
+    screen, print and PDF styles cannot drift from it."""
+    badges = [f".sev-{name} {{ background: {c}; }}" for name, c in common.SEVERITY_COLOURS.items()]
+    borders = [
+        f".service.worst-{name} {{ border-left-color: {common.SEVERITY_COLOURS[name]}; }}"
+        for name in ("critical", "high", "medium", "low")
+    ]
+    return "\n".join([*badges, *borders, ""])
+
+
 def _sha256(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
@@ -133,7 +144,7 @@ def _status_counts(report: Report) -> list[tuple[str, int]]:
 
 
 def _render(report: Report, *, pdf: bool) -> bytes:
-    css = _static("report-pdf.css" if pdf else "report.css")
+    css = _severity_css() + _static("report-pdf.css" if pdf else "report.css")
     js = _static("report.js")
     counts = report.summary()
     template = _environment().get_template("report.html.j2")
