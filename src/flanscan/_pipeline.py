@@ -100,30 +100,20 @@ def check_report_options(options: ReportOptions) -> None:
         from flanscan._notify import check_notify_urls
 
         check_notify_urls(options.notify)
-    if options.fail_on is not None and options.fail_on not in FAIL_ON_CHOICES:
-        raise UsageError(
-            f"--fail-on {options.fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}"
-        )
+    _check_fail_on(options.fail_on)
 
 
-def make_analyzer(
-    db: VulnDb | None,
-    suppressions: SuppressionSet | None,
-    *,
-    include_product_only: bool = True,
-) -> Analyzer:
+def make_analyzer(db: VulnDb | None, suppressions: SuppressionSet | None) -> Analyzer:
     """The per-service analysis: NVD match, vulners results, distribution data, exceptions."""
     from flanscan._distro import apply_distribution, tracker_for
+    from flanscan._match import match_service
     from flanscan._vulners import findings_from_vulners
 
     tracker = tracker_for(db) if db is not None else None
 
     def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
-        findings: list[Finding] = []
-        if db is not None:
-            from flanscan._match import match_service
-
-            findings.extend(match_service(service, db, include_product_only=include_product_only))
+        # Product-only matches are always kept: the report counts them, and lists them on request.
+        findings = list(match_service(service, db)) if db is not None else []
         if service.vulners:
             known = {f.id for f in findings}
             findings.extend(f for f in findings_from_vulners(service) if f.id not in known)
@@ -207,12 +197,16 @@ def _record_history(
     return report
 
 
+def _check_fail_on(fail_on: str | None) -> None:
+    if fail_on is not None and fail_on not in FAIL_ON_CHOICES:
+        raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}")
+
+
 def fail_on_reached(report: Report, fail_on: str | None) -> bool:
     """True when an open finding reaches the --fail-on threshold."""
+    _check_fail_on(fail_on)
     if fail_on is None:
         return False
-    if fail_on not in FAIL_ON_CHOICES:
-        raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}")
     for svc in report.services:
         for sf in svc.open_findings:
             vuln = sf.finding.vulnerability
