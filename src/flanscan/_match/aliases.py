@@ -1,9 +1,10 @@
-"""The reviewed alias table: how Nmap names a product and how the NVD does.
+"""The reviewed product registry (`flanscan/data/products.toml`): one product under every name.
 
-Every entry was checked against what Nmap 7.93's `nmap-service-probes` emits (`p/.../` product
-names and `cpe:/a:...` lines) and against the NVD CPE names used in the CVE records of
-`../shared/nvd-sample/`; each has a test in tests/test_aliases.py. To add a product: add an
-entry, then a test that matches a real NVD record through it.
+Each entry names a product as Nmap does (`p/.../` product names and `cpe:/a:...` lines, checked
+against Nmap 7.93's `nmap-service-probes`), as the NVD and the anchore overrides do (CPE names
+used in `../shared/nvd-sample/`), as CVE 5 records spell it ("F5 / NGINX Open Source") and as
+Debian names its source package. The data lives in a file so that it can be reviewed as data;
+tests/test_aliases.py and tests/test_registry.py check every entry.
 
 Nmap's names are used unchanged when no entry lists them: most products are named alike.
 """
@@ -11,8 +12,14 @@ Nmap's names are used unchanged when no entry lists them: most products are name
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal, cast, get_args
+
+VersionScheme = Literal["generic", "openssh", "bind", "dovecot", "mariadb", "nginx"]
+_SCHEMES: frozenset[str] = frozenset(get_args(VersionScheme))
 
 
 def _mariadb_version(text: str) -> str | None:
@@ -21,9 +28,19 @@ def _mariadb_version(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+VERSION_RULES: dict[str, Callable[[str], str | None]] = {"mariadb": _mariadb_version}
+
+
+def spelling_key(vendor: str | None, product: str | None) -> str:
+    """How CVE 5 vendor/product spellings are compared: lower case, spaces collapsed."""
+    v = " ".join((vendor or "n/a").split()).lower() or "n/a"
+    p = " ".join((product or "n/a").split()).lower() or "n/a"
+    return f"{v} / {p}"
+
+
 @dataclass(frozen=True)
 class ProductAlias:
-    """One product under its Nmap and NVD names."""
+    """One product under its Nmap, NVD, CVE 5 and distribution names."""
 
     key: str
     nvd: tuple[str, ...]  # "vendor:product" names the NVD uses (current name first)
@@ -34,18 +51,38 @@ class ProductAlias:
     # Marker in the version text that identifies this product whatever the CPE says.
     version_marker: str | None = None
     note: str = ""
+    cve5: tuple[str, ...] = ()  # "vendor / product" spellings of CVE 5 `affected` entries
+    cve5_packages: tuple[str, ...] = ()  # `packageName` values naming the upstream product
+    other_cpes: tuple[str, ...] = ()  # CPE names other sources (CISA ADP) use
+    debian: tuple[str, ...] = ()  # Debian source package names (anchored regexes)
+    versions: VersionScheme = "generic"
     _product_res: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False)
+    _debian_res: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         res = tuple(re.compile(p, re.IGNORECASE) for p in self.nmap_products)
         object.__setattr__(self, "_product_res", res)
+        deb = tuple(re.compile(f"(?:{p})\\Z") for p in self.debian)
+        object.__setattr__(self, "_debian_res", deb)
 
     @property
     def nvd_names(self) -> tuple[tuple[str, str], ...]:
         return tuple(_pair(n) for n in self.nvd)
 
+    @property
+    def cpe_names(self) -> frozenset[tuple[str, str]]:
+        """Every CPE vendor:product that names this product in any source."""
+        return frozenset(_pair(n) for n in (*self.nvd, *self.nmap_cpes, *self.other_cpes))
+
+    @property
+    def cve5_keys(self) -> frozenset[str]:
+        return frozenset(spelling_key(*s.split(" / ", 1)) for s in self.cve5)
+
     def names_product(self, product: str) -> bool:
         return any(r.search(product) for r in self._product_res)
+
+    def names_debian_package(self, package: str) -> bool:
+        return any(r.match(package) for r in self._debian_res)
 
 
 def _pair(name: str) -> tuple[str, str]:
@@ -53,141 +90,50 @@ def _pair(name: str) -> tuple[str, str]:
     return vendor, product
 
 
-ALIASES: tuple[ProductAlias, ...] = (
-    ProductAlias(
-        "openssh",
-        nvd=("openbsd:openssh",),
-        nmap_cpes=("openbsd:openssh",),
-        nmap_products=(r"^OpenSSH$",),
-        note="Nmap's 7.4p1 is the NVD's version 7.4, update p1",
-    ),
-    ProductAlias(
-        "nginx",
-        # f5:nginx since F5 bought nginx; older NVD records say nginx:nginx or igor_sysoev:nginx.
-        nvd=("f5:nginx", "nginx:nginx", "igor_sysoev:nginx"),
-        nmap_cpes=("igor_sysoev:nginx", "nginx:nginx", "f5:nginx"),
-        nmap_products=(r"^nginx$",),
-    ),
-    ProductAlias(
-        "apache-httpd",
-        nvd=("apache:http_server",),
-        nmap_cpes=("apache:http_server",),
-        nmap_products=(r"^Apache httpd$",),
-    ),
-    ProductAlias(
-        "iis",
-        # The NVD names IIS both ways (7.5 and 10.0 "services", 5.0/6.0 often "server").
-        nvd=("microsoft:internet_information_services", "microsoft:internet_information_server"),
-        # Nmap 7.x: internet_information_services; Nmap before 7.10: microsoft:iis.
-        nmap_cpes=("microsoft:internet_information_services", "microsoft:iis"),
-        nmap_products=(r"^Microsoft IIS (?:httpd|ftpd|WebDAV|SSL)$",),
-    ),
-    ProductAlias(
-        "mariadb",
-        nvd=("mariadb:mariadb",),
-        nmap_cpes=("mariadb:mariadb",),
-        nmap_products=(r"^MariaDB$",),
-        version_rule=_mariadb_version,
-        version_marker="mariadb",
-        note="Nmap reports MariaDB as product MySQL with version 5.5.5-10.x.y-MariaDB-...",
-    ),
-    ProductAlias(
-        "mysql",
-        # Oracle's MySQL; the NVD's records before 2010 say mysql:mysql.
-        nvd=("oracle:mysql", "mysql:mysql"),
-        nmap_cpes=("mysql:mysql",),
-        nmap_products=(r"^MySQL$",),
-    ),
-    ProductAlias(
-        "bind",
-        nvd=("isc:bind",),
-        nmap_cpes=("isc:bind",),
-        nmap_products=(r"^ISC BIND$",),
-        note="BIND's 9.11.5-P4 is the NVD's version 9.11.5, update p4",
-    ),
-    ProductAlias(
-        "postgresql",
-        nvd=("postgresql:postgresql",),
-        nmap_cpes=("postgresql:postgresql",),
-        nmap_products=(r"^PostgreSQL DB$",),
-    ),
-    ProductAlias(
-        "redis",
-        # Nmap writes redislabs:redis; the NVD moved from redislabs:redis to redis:redis.
-        nvd=("redis:redis", "redislabs:redis"),
-        nmap_cpes=("redislabs:redis", "redis:redis"),
-        nmap_products=(r"^Redis key-value store$",),
-    ),
-    ProductAlias(
-        "memcached",
-        nvd=("memcached:memcached",),
-        nmap_cpes=("memcached:memcached",),
-        nmap_products=(r"^Memcached$",),
-    ),
-    ProductAlias(
-        "vsftpd",
-        # Nmap 7.93 writes vsftpd:vsftpd, other Nmap releases and OpenVAS beasts:vsftpd; the
-        # NVD's records say vsftpd_project:vsftpd (older ones beasts:vsftpd).
-        nvd=("vsftpd_project:vsftpd", "beasts:vsftpd"),
-        nmap_cpes=("vsftpd:vsftpd", "beasts:vsftpd"),
-        nmap_products=(r"^vsftpd$",),
-    ),
-    ProductAlias(
-        "proftpd",
-        nvd=("proftpd:proftpd",),
-        nmap_cpes=("proftpd:proftpd",),
-        nmap_products=(r"^ProFTPD$",),
-    ),
-    ProductAlias(
-        "exim",
-        nvd=("exim:exim",),
-        nmap_cpes=("exim:exim",),
-        nmap_products=(r"^Exim smtpd$",),
-    ),
-    ProductAlias(
-        "dovecot",
-        nvd=("dovecot:dovecot",),
-        nmap_cpes=("dovecot:dovecot",),
-        nmap_products=(r"^Dovecot (?:imapd|pop3d|lmtpd|DirectAdmin imapd|DirectAdmin pop3d)$",),
-    ),
-    ProductAlias(
-        "samba",
-        nvd=("samba:samba",),
-        nmap_cpes=("samba:samba",),
-        nmap_products=(r"^Samba smbd$",),
-    ),
-    ProductAlias(
-        "squid",
-        nvd=("squid-cache:squid",),
-        nmap_cpes=("squid-cache:squid",),
-        nmap_products=(r"^Squid(?: http proxy)?$",),
-    ),
-    ProductAlias(
-        "lighttpd",
-        nvd=("lighttpd:lighttpd",),
-        nmap_cpes=("lighttpd:lighttpd",),
-        nmap_products=(r"^lighttpd$",),
-    ),
-    ProductAlias(
-        "openssl",
-        nvd=("openssl:openssl",),
-        nmap_cpes=("openssl:openssl",),
-        nmap_products=(r"^OpenSSL$",),
-        note="OpenSSL's letter releases (1.1.1k) stay in the version field, as in the NVD",
-    ),
-    ProductAlias(
-        "tomcat",
-        nvd=("apache:tomcat",),
-        nmap_cpes=("apache:tomcat",),
-        nmap_products=(r"^Apache Tomcat$",),
-    ),
-    ProductAlias(
-        "jenkins",
-        nvd=("jenkins:jenkins",),
-        # Nmap's TcpSlaveAgentListener match writes cloudbees:jenkins.
-        nmap_cpes=("jenkins:jenkins", "cloudbees:jenkins"),
-        nmap_products=(r"^Jenkins httpd$",),
-    ),
+def _strings(entry: dict[str, object], name: str) -> tuple[str, ...]:
+    value = entry.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"products.toml: {entry.get('key')}: {name} must be a list of strings")
+    return tuple(cast(list[str], value))
+
+
+def _entry(entry: dict[str, object]) -> ProductAlias:
+    key = entry.get("key")
+    if not isinstance(key, str):
+        raise ValueError(f"products.toml: entry without a key: {entry}")
+    scheme = str(entry.get("versions", "generic"))
+    if scheme not in _SCHEMES:
+        raise ValueError(f"products.toml: {key}: unknown version scheme {scheme!r}")
+    rule_name = entry.get("version_rule")
+    rule = VERSION_RULES[str(rule_name)] if rule_name is not None else None
+    marker = entry.get("version_marker")
+    return ProductAlias(
+        key=key,
+        nvd=_strings(entry, "nvd"),
+        nmap_cpes=_strings(entry, "nmap_cpes"),
+        nmap_products=_strings(entry, "nmap_products"),
+        version_rule=rule,
+        version_marker=str(marker) if marker is not None else None,
+        note=str(entry.get("note", "")),
+        cve5=_strings(entry, "cve5"),
+        cve5_packages=_strings(entry, "cve5_packages"),
+        other_cpes=_strings(entry, "other_cpes"),
+        debian=_strings(entry, "debian"),
+        versions=cast(VersionScheme, scheme),
+    )
+
+
+def load_registry(text: str) -> tuple[ProductAlias, ...]:
+    """Parse a registry file's text (ValueError naming the entry when it is malformed)."""
+    data = tomllib.loads(text)
+    entries = data.get("product", [])
+    if not isinstance(entries, list):
+        raise ValueError("products.toml: expected [[product]] tables")
+    return tuple(_entry(e) for e in entries)
+
+
+ALIASES: tuple[ProductAlias, ...] = load_registry(
+    resources.files("flanscan").joinpath("data/products.toml").read_text(encoding="utf-8")
 )
 
 _BY_NMAP_CPE: dict[tuple[str, str], ProductAlias] = {
@@ -195,12 +141,18 @@ _BY_NMAP_CPE: dict[tuple[str, str], ProductAlias] = {
 }
 _BY_NVD: dict[tuple[str, str], ProductAlias] = {_pair(n): a for a in ALIASES for n in a.nvd}
 _BY_KEY: dict[str, ProductAlias] = {a.key: a for a in ALIASES}
+_BY_NVD_NAMES: dict[tuple[tuple[str, str], ...], ProductAlias] = {a.nvd_names: a for a in ALIASES}
 
 
 def alias_for_cpe(vendor: str, product: str) -> ProductAlias | None:
     """The entry for a `vendor:product` from Nmap (or already in NVD form); None if unlisted."""
     key = (vendor.lower(), product.lower())
     return _BY_NMAP_CPE.get(key) or _BY_NVD.get(key)
+
+
+def alias_for_nvd_names(names: tuple[tuple[str, str], ...]) -> ProductAlias | None:
+    """The entry whose NVD names are exactly `names` (how a detected product refers to it)."""
+    return _BY_NVD_NAMES.get(names)
 
 
 def alias_for_product_name(product: str | None) -> ProductAlias | None:
