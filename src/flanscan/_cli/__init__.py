@@ -19,17 +19,42 @@ Exit codes:
   4  results saved, but an alert, an upload or the history record failed
 """
 
-# name -> "module:attribute"; imported only when the command runs, so `flan --help` stays fast
-# and one command's optional dependencies never break another.
-COMMANDS: dict[str, str] = {
+# name -> ("module:attribute", first paragraph of its --help); imported only when the command
+# runs, so `flan --help` stays fast (it lists the commands from this table) and one command's
+# optional dependencies never break another. tests/test_cli_startup.py checks that the help
+# text here is the command's own.
+COMMANDS: dict[str, tuple[str, str]] = {
     # each command module adds its own line here
-    "scan": "flanscan._cli.scan:scan",
-    "db": "flanscan._cli.db:db",
-    "report": "flanscan._cli.report:report",
-    "history": "flanscan._cli.history:history",
-    "diff": "flanscan._cli.history:diff",
-    "merge": "flanscan._cli.merge:merge",
+    "scan": (
+        "flanscan._cli.scan:scan",
+        "Scan TARGETs (addresses, CIDR networks, Nmap-style ranges such as 198.18.0.1-20, or "
+        "hostnames) with Nmap and write a service-centred report.",
+    ),
+    "db": ("flanscan._cli.db:db", "Build, update and inspect the offline vulnerability database."),
+    "report": (
+        "flanscan._cli.report:report",
+        "Rebuild reports from saved Nmap XML files or result directories, without rescanning.",
+    ),
+    "history": (
+        "flanscan._cli.history:history",
+        "List recorded scans, newest first: id, start time, targets, hosts, open findings.",
+    ),
+    "diff": (
+        "flanscan._cli.history:diff",
+        "Show what changed from OLD to NEW: new and fixed findings, status changes (KEV, "
+        "suppressions), new and closed ports, version changes, hosts that appeared or went away.",
+    ),
+    "merge": (
+        "flanscan._cli.merge:merge",
+        "Merge the shards of one run (`flan scan --shard I/N`) into one report and one history "
+        "entry. SOURCE is the run's directory or its s3:// / gs:// prefix (PREFIX/<run-id>).",
+    ),
 }
+
+
+def _short_help(text: str, limit: int) -> str:
+    # click's own truncation, through a stand-in command carrying the same help text.
+    return click.Command(None, help=text).get_short_help_str(limit)
 
 
 class LazyGroup(click.Group):
@@ -42,10 +67,19 @@ class LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = target[0].split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `flan --help` from COMMANDS, without importing any command
+        (the same layout and truncation as click's own `Group.format_commands`)."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, _short_help(COMMANDS[name][1], limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -17,12 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flanscan._errors import VulnDbError
-from flanscan._vulndb._download import (
-    HttpFetcher,
-    download,
-    file_sha256,
-    make_client,
-)
 from flanscan._vulndb._files import probe_file
 from flanscan._vulndb._paths import download_dir, lock_path, new_db_path
 from flanscan._vulndb._progress import NULL_PROGRESS, Progress
@@ -258,6 +252,9 @@ def update_db(
     `urls` overrides a source's base URL (default: the source's `url_env` variable, then its
     built-in URL). Downloads resume from partial files left by an interrupted run.
     """
+    # Imported here: the offline commands (report, import, status) never load httpx.
+    from flanscan._vulndb._download import HttpFetcher, download, file_sha256, make_client
+
     urls = urls or {}
     sources = [s for s in all_sources() if only is None or s.name in only]
     dest = download_dir(db_path)
