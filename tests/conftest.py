@@ -11,8 +11,9 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))  # the lab package lives at the repository root
 
-# the lab fixture, and the matcher tests' `records`/`lookup` fixtures over the NVD sample
-pytest_plugins = ["testlab.pytest_plugin", "test_match_support"]
+# the lab fixture, the matcher tests' `records`/`lookup` fixtures over the NVD sample, and the
+# fake `nmap` of the scope tests
+pytest_plugins = ["testlab.pytest_plugin", "test_match_support", "_fake_nmap"]
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from flanscan._model import (
     Severity,
     VulnDbSummary,
 )
+from flanscan._nmapopts import mask_command, split_nmap_argv
 
 Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
 
@@ -267,21 +268,6 @@ def worst_severity(report: Report) -> Severity | None:
 
 # --------------------------------------------------------------------------- runs -> ScanSummary
 
-# Nmap options that take their value as the next argument (`-p 22`, `--script vulners`), so
-# that value is not mistaken for a target. Options written `--opt=value` need no entry.
-_OPTIONS_WITH_VALUE = frozenset(
-    """
-    -p -e -S -D -g -b -iL -iR -oX -oN -oG -oA -oS -oM -oH -sI -T --exclude --excludefile
-    --exclude-ports --top-ports --port-ratio --script --script-args --script-args-file
-    --script-help --version-intensity --max-retries --host-timeout --scan-delay
-    --max-scan-delay --min-rate --max-rate --min-hostgroup --max-hostgroup --min-parallelism
-    --max-parallelism --min-rtt-timeout --max-rtt-timeout --initial-rtt-timeout --ttl --data
-    --data-string --data-length --ip-options --mtu --spoof-mac --proxies --dns-servers
-    --stats-every --datadir --servicedb --versiondb --stylesheet --resume --source-port
-    --scanflags --traceroute-hops --max-os-tries --osscan-limit-hops
-    """.split()
-)
-
 
 @dataclass(frozen=True)
 class NmapArgs:
@@ -299,43 +285,31 @@ def parse_nmap_args(args: str) -> NmapArgs:
         words = shlex.split(args)
     except ValueError:
         words = args.split()
-    targets: list[str] = []
     excluded: list[str] = []
     lists: list[str] = []
     ports: str | None = None
     fast = scan_only_hosts = False
-    i = 1  # words[0] is the nmap executable
-    while i < len(words):
-        word = words[i]
-        name, eq, inline = word.partition("=")
-        value: str | None = inline if eq and word.startswith("--") else None
-        if value is None and word in _OPTIONS_WITH_VALUE:
-            value = words[i + 1] if i + 1 < len(words) else ""
-            i += 1
-        elif value is None and word.startswith("-p") and len(word) > 2:
-            name, value = "-p", word[2:]  # -p22,80 or -p-
-        i += 1
-        if word == "--":
-            continue
-        if value is not None:
-            if name == "-p":
-                ports = "1-65535" if value == "-" else value
-            elif name == "--top-ports":
-                ports = f"top-{value}"
-            elif name == "--exclude":
-                excluded.extend(v for v in value.split(",") if v)
-            elif name == "--excludefile":
-                excluded.append(f"@{value}")
-            elif name == "-iL":
-                lists.append(value)
-            continue
-        if word == "-F":
+    # words[0] is the nmap executable; the options are read with Nmap's own table.
+    parsed = split_nmap_argv(words[1:])
+    for opt in parsed.options:
+        value = opt.value
+        if opt.name == "-F":
             fast = True
-        elif word in ("-sn", "-sP"):
+        elif opt.name in ("-sn", "-sP"):
             scan_only_hosts = True
-        elif not word.startswith("-") or word == "-":
-            if word != "-":
-                targets.append(word)
+        elif value is None:
+            continue
+        elif opt.name == "-p":
+            ports = "1-65535" if value == "-" else value
+        elif opt.name == "--top-ports":
+            ports = f"top-{value}"
+        elif opt.name == "--exclude":
+            excluded.extend(v for v in value.split(",") if v)
+        elif opt.name == "--excludefile":
+            excluded.append(f"@{value}")
+        elif opt.name in ("--iL", "-i"):
+            lists.append(value)
+    targets = [t for t in parsed.targets if t != "-"]
     if ports is None and not scan_only_hosts:
         ports = "top-100" if fast else "top-1000"
     return NmapArgs(tuple(targets), tuple(excluded), tuple(lists), ports)
@@ -367,7 +341,7 @@ def summarize_runs(infos: Sequence[NmapRunInfo]) -> ScanSummary:
     return ScanSummary(
         targets=tuple(targets),
         excluded=tuple(excluded),
-        nmap_commands=tuple(dict.fromkeys(i.args for i in infos if i.args)),
+        nmap_commands=tuple(dict.fromkeys(mask_command(i.args) for i in infos if i.args)),
         nmap_version=", ".join(versions) or None,
         start=min(starts) if starts else None,
         end=max(ends) if ends else None,
@@ -410,7 +384,7 @@ def summary_from_run_json(run_dir: Path) -> ScanSummary | None:
     return ScanSummary(
         targets=_strings(data.get("targets")),
         excluded=_strings(data.get("excludes")),
-        nmap_commands=_strings(data.get("nmap_commands")),
+        nmap_commands=tuple(mask_command(c) for c in _strings(data.get("nmap_commands"))),
         nmap_version=str(nmap["version"]) if nmap.get("version") else None,
         start=_iso_datetime(data.get("start")),
         end=_iso_datetime(data.get("end")),

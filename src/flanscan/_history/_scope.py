@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flanscan._history._rows import RunScope
+from flanscan._nmapopts import split_nmap_argv
 
 NMAP_SERVICES = Path("/usr/share/nmap/nmap-services")
 
@@ -156,7 +157,7 @@ def _scans_udp(commands: Iterable[str]) -> bool:
             argv = shlex.split(cmd)
         except ValueError:
             argv = cmd.split()
-        if any(a.startswith("-s") and "U" in a[2:] and not a.startswith("--") for a in argv):
+        if any(opt.name == "-sU" for opt in split_nmap_argv(argv[1:]).options):
             return True
     return False
 

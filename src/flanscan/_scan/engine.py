@@ -23,6 +23,7 @@ from pathlib import Path
 from flanscan import __version__
 from flanscan._errors import EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
+from flanscan._nmapopts import mask_argv, mask_command
 from flanscan._scan import nmapout
 from flanscan._scan.nmapargs import PassThrough
 from flanscan._scan.process import LineQueue, NmapProcess, find_nmap, nmap_version
@@ -90,7 +91,7 @@ class WorkerStatus:
             "phase": self.phase,
             "targets": list(self.targets),
             "hosts": self.hosts,
-            "command": shlex.join(self.command),
+            "command": mask_command(shlex.join(self.command)),
             "xml": str(self.xml),
             "log": str(self.log),
             "status": self.status,
@@ -134,7 +135,9 @@ class ScanResult:
 
     @property
     def nmap_commands(self) -> tuple[str, ...]:
-        return tuple(shlex.join(w.command) for w in self.workers if w.status != "not-started")
+        return tuple(
+            mask_command(shlex.join(w.command)) for w in self.workers if w.status != "not-started"
+        )
 
     def summary(self) -> ScanSummary:
         """The report's header: what was scanned, how and when."""
@@ -274,7 +277,7 @@ class _Plan:
         if self.options.vulners:
             text += ", vulners NSE script"
         if self.extra.words:
-            text += f"; extra Nmap flags: {shlex.join(self.extra.words)}"
+            text += f"; extra Nmap flags: {shlex.join(mask_argv(self.extra.words))}"
         return text
 
     def _target_args(self, name: str, chunk_targets: Sequence[str]) -> list[str]:
@@ -747,14 +750,14 @@ class _Run:
             "ports": self.plan.ports_label,
             "scan_type": self.plan.tcp_flag,
             "privileged": self.plan.privileged,
-            "extra_args": list(self.options.extra_args),
+            "extra_args": mask_argv(self.options.extra_args),
             "vulners": self.options.vulners,
             "nmap": {"path": self.nmap, "version": self.version},
             "workers_max": self.workers,
             "service_workers_max": self.service_slots if self.options.ports == "all" else 0,
             "start": _iso(self.start),
             "end": _iso(end),
-            "nmap_commands": [shlex.join(j.status.command) for j in self.jobs],
+            "nmap_commands": [mask_command(shlex.join(j.status.command)) for j in self.jobs],
             "workers": [j.status.as_json() for j in self.jobs],
             "warnings": list(self.warnings),
         }

@@ -1,7 +1,8 @@
-"""The Nmap flags a user passes after `--`: split into options, checked, sorted by phase.
+"""The Nmap flags a user passes after `--`: read as Nmap reads them, checked, sorted by phase.
 
-Nmap has no machine-readable option table, so the options that take a value are listed here;
-an option we do not know is passed on untouched (Nmap itself reports a typo).
+The options and their arities come from `flanscan._nmapopts` (Nmap 7.93's own table): an option
+Nmap does not know, an abbreviation, a word Nmap would take as a target, and every option that
+adds targets, writes files or reaches hosts that are not targets is refused, in every spelling.
 """
 
 from __future__ import annotations
@@ -10,25 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flanscan._errors import UsageError
+from flanscan._nmapopts import NmapArg, refusal, split_nmap_argv
 
-# Long options that take a value (`--opt VALUE` or `--opt=VALUE`).
-_LONG_WITH_VALUE = frozenset(
-    """
-    exclude excludefile exclude-ports top-ports port-ratio dns-servers source-port data
-    data-string data-length ip-options ttl spoof-mac proxies proxy mtu scanflags script
-    script-args script-args-file script-help script-timeout version-intensity max-os-tries
-    min-hostgroup max-hostgroup min-parallelism max-parallelism min-rtt-timeout max-rtt-timeout
-    initial-rtt-timeout max-retries host-timeout scan-delay max-scan-delay min-rate max-rate
-    stylesheet datadir servicedb versiondb resume stats-every iflist-limit unique
-    """.split()
-)
-# Short options whose value may be attached (-p22) or the next word (-p 22).
-_SHORT_WITH_VALUE = ("-iL", "-iR", "-oN", "-oX", "-oS", "-oG", "-oA", "-oM", "-sI", "-p", "-e",
-                     "-S", "-g", "-D", "-b")  # fmt: skip
-
-_OUTPUT = ("-oN", "-oX", "-oS", "-oG", "-oA", "-oM")
-_TARGET_INPUT = ("-iL", "-iR", "--resume")
-_EXCLUDES = ("--exclude", "--excludefile")
 _PORT_SPEC = ("-p", "--top-ports", "--port-ratio", "-F", "--exclude-ports", "-r")
 _TCP_SCAN_TYPES = ("-sS", "-sT", "-sA", "-sW", "-sM", "-sN", "-sF", "-sX", "-sI", "--scanflags",
                    "-b")  # fmt: skip
@@ -36,59 +20,37 @@ _TCP_SCAN_TYPES = ("-sS", "-sT", "-sA", "-sW", "-sM", "-sN", "-sF", "-sX", "-sI"
 _SERVICE_ONLY = ("-sV", "-sC", "-A", "-O", "--script", "--script-args", "--script-args-file",
                  "--script-timeout", "--version-intensity", "--version-light", "--version-all",
                  "--version-trace", "--osscan-limit", "--osscan-guess", "--max-os-tries",
-                 "--script-trace", "--script-updatedb")  # fmt: skip
+                 "--script-trace", "-sR", "--fuzzy")  # fmt: skip
 # Host discovery options: meaningless for a service probe of a host already known to be up.
-_DISCOVERY_ONLY = ("-Pn", "-PS", "-PA", "-PU", "-PY", "-PE", "-PP", "-PM", "-PO", "-PR", "-sn",
-                   "--disable-arp-ping", "--traceroute", "-n", "-R", "--dns-servers",
+_DISCOVERY_ONLY = ("-P", "-Pn", "-P0", "-PN", "-PD", "-PS", "-PA", "-PT", "-PB", "-PU", "-PY",
+                   "-PE", "-PI", "-PP", "-PM", "-PO", "-PR", "-sn", "-sP", "--disable-arp-ping",
+                   "--discovery-ignore-rst", "--traceroute", "-n", "-R", "--dns-servers",
                    "--system-dns", "--resolve-all")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class NmapOption:
-    """One option (with its value, if any) exactly as the user wrote it, and its name."""
-
-    name: str  # "-p", "--min-rate", "-sU", "-T" ...
-    words: tuple[str, ...]  # the argv words: ("-p", "22") or ("-p22",)
-    value: str | None = None
-
-
-def _option_name(word: str) -> tuple[str, str | None]:
-    """The option a word starts, and a value attached to it (`-p22`, `--min-rate=100`)."""
-    if word.startswith("--"):
-        name, eq, value = word.partition("=")
-        return name, (value if eq else None)
-    for short in _SHORT_WITH_VALUE:
-        if word.startswith(short):
-            return short, (word[len(short) :] or None)
-    if word.startswith(("-P", "-s", "-T")) and len(word) >= 3:
-        return word[:3] if word[:2] in ("-P", "-s") else word[:2], None
-    if word.startswith(("-v", "-d")):
-        return word[:2], None
-    return word, None
+NmapOption = NmapArg  # one option with its value, named as Nmap's help names it
 
 
 def split_options(args: Sequence[str]) -> list[NmapOption]:
-    """Group pass-through argv words into options; a bare word (a target) is refused."""
-    options = []
-    i = 0
-    while i < len(args):
-        word = args[i]
-        if not word.startswith("-") or word == "-":
-            raise UsageError(
-                f"Nmap flags after `--`: {word!r} is not an option; give targets before `--` "
-                "or in an -iL file"
-            )
-        name, attached = _option_name(word)
-        takes_value = name in _SHORT_WITH_VALUE or name.lstrip("-") in _LONG_WITH_VALUE
-        if takes_value and attached is None:
-            if i + 1 >= len(args):
-                raise UsageError(f"Nmap flags after `--`: {word} needs a value")
-            options.append(NmapOption(name, (word, args[i + 1]), args[i + 1]))
-            i += 2
-            continue
-        options.append(NmapOption(name, (word,), attached))
-        i += 1
-    return options
+    """Group pass-through argv words into options as Nmap 7.93 would; a word Nmap would take
+    as a target, an unknown or ambiguous option, a missing value is a UsageError."""
+    if "--" in args:
+        raise UsageError(
+            "Nmap flags after `--`: a second `--` would make Nmap read the rest as targets; "
+            "give targets before the first `--`"
+        )
+    parsed = split_nmap_argv(args)
+    if parsed.problems:
+        raise UsageError(
+            f"Nmap flags after `--`: {parsed.problems[0]} (flan passes on only options Nmap "
+            "7.93 knows, spelled in full; see `nmap --help`)"
+        )
+    if parsed.targets:
+        raise UsageError(
+            f"Nmap flags after `--`: {parsed.targets[0]!r} is not an option (Nmap would scan it "
+            "as a target); give targets before `--` or in an -iL file"
+        )
+    return list(parsed.options)
 
 
 @dataclass(frozen=True)
@@ -99,23 +61,14 @@ class PassThrough:
 
     @classmethod
     def parse(cls, args: Sequence[str]) -> PassThrough:
-        """Check the flags: refuse those flan sets itself (output, targets, excludes)."""
+        """Check the flags: refuse what flan sets itself (output, targets, excludes) and what
+        could reach beyond the targets or write files (see `_nmapopts.REFUSED`)."""
         options = split_options(args)
         for opt in options:
-            if opt.name in _OUTPUT or opt.name == "--append-output":
+            reason = refusal(opt)
+            if reason is not None:
                 raise UsageError(
-                    f"Nmap flags after `--`: {opt.name} is not allowed; flan writes Nmap's XML "
-                    "to the run's xml/ directory itself (see --output-dir)"
-                )
-            if opt.name in _TARGET_INPUT:
-                raise UsageError(
-                    f"Nmap flags after `--`: {opt.name} is not allowed; give targets as "
-                    "arguments or with flan's own -iL FILE"
-                )
-            if opt.name in _EXCLUDES:
-                raise UsageError(
-                    f"Nmap flags after `--`: {opt.name} is not allowed; use flan's "
-                    "--exclude / --exclude-file"
+                    f"Nmap flags after `--`: {opt.spelled} is not allowed: it {reason}"
                 )
         return cls(tuple(options))
 

@@ -1,0 +1,142 @@
+"""No target out of scope, no Internet-sized scope, no secret in reports: `flan scan` through the
+CLI with a fake `nmap` early on PATH that records its argv and writes canned XML (no packet leaves
+the machine). The hostile inputs live in tests/data/hostile/."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _fake_nmap import FakeNmap
+from click.testing import CliRunner
+
+from flanscan._cli import cli
+from flanscan._errors import UsageError
+from flanscan._scan.nmapargs import PassThrough
+
+HOSTILE = Path(__file__).parent / "data" / "hostile"
+
+
+def _cases(name: str) -> list[tuple[str, str]]:
+    rows = []
+    for line in (HOSTILE / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            verdict, _, text = line.partition("\t")
+            rows.append((verdict, text))
+    return rows
+
+
+FLAG_CASES = _cases("nmap-flags.txt")
+
+
+def _flan(fake: FakeNmap, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flanscan", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=fake.env,
+        cwd=fake.bin_dir,
+    )
+
+
+def _invoke(fake: FakeNmap, *args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), env=fake.env)
+
+
+@pytest.mark.parametrize(("verdict", "flags"), FLAG_CASES, ids=[f[1] for f in FLAG_CASES])
+def test_hostile_pass_through_flags(
+    fake_nmap: FakeNmap, tmp_path: Path, verdict: str, flags: str
+) -> None:
+    words = shlex.split(flags)
+    if verdict == "allow":
+        PassThrough.parse(words)  # no UsageError
+        return
+    with pytest.raises(UsageError):
+        PassThrough.parse(words)
+    run = tmp_path / "run"
+    result = _invoke(fake_nmap, "scan", "--no-db", "--output-dir", str(run), "127.0.0.1", "--",
+                     *words)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flan: error: "), result.stderr
+    assert fake_nmap.calls() == []  # Nmap never ran
+    assert not run.exists()
+
+
+def test_a_value_nmap_would_scan_is_refused_not_taken_for_a_value(fake_nmap: FakeNmap) -> None:
+    # --unique takes no value: 127.0.0.2 would be a second target.
+    run = fake_nmap.bin_dir.parent / "run"
+    r = _flan(fake_nmap, "scan", "--no-db", "--output-dir", str(run), "127.0.0.1", "--",
+              "--unique", "127.0.0.2")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "'127.0.0.2' is not an option (Nmap would scan it as a target)" in r.stderr
+    assert fake_nmap.calls() == []
+
+
+def test_allowed_flags_reach_nmap_with_only_the_given_targets(fake_nmap: FakeNmap) -> None:
+    fake_nmap.hosts("127.0.0.1")
+    run = fake_nmap.bin_dir.parent / "run"
+    r = _flan(fake_nmap, "scan", "--no-db", "--format", "json", "--output-dir", str(run),
+              "127.0.0.1", "--", "-sSV", "--script-timeout", "30s", "--unique", "-p22")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (argv,) = fake_nmap.calls()
+    assert argv[-1] == "127.0.0.1" and "127.0.0.2" not in argv
+    assert argv[argv.index("--script-timeout") + 1] == "30s"
+    report = json.loads((run / "report.json").read_text())
+    assert "30s" not in report["scan"]["targets"]
+
+
+def _xml(path: Path, args: str, *hosts: str) -> Path:
+    host_xml = "".join(
+        f'<host><status state="up" reason="syn-ack"/><address addr="{h}" addrtype="ipv4"/>'
+        '<ports><port protocol="tcp" portid="22"><state state="open" reason="syn-ack"/>'
+        '<service name="ssh" product="OpenSSH" version="9.2p1" method="probed" conf="10"/>'
+        "</port></ports></host>"
+        for h in hosts
+    )
+    path.write_text(
+        f'<?xml version="1.0"?><nmaprun scanner="nmap" args="{args}" start="1700000000" '
+        f'version="7.93">{host_xml}<runstats><finished time="1700000001" exit="success"/>'
+        f'<hosts up="{len(hosts)}" down="0" total="{len(hosts)}"/></runstats></nmaprun>\n'
+    )
+    return path
+
+
+def test_report_reads_saved_command_lines_with_nmaps_table(fake_nmap: FakeNmap) -> None:
+    # Values of options the old table did not know became targets of the report.
+    xml = _xml(fake_nmap.bin_dir.parent / "scan.xml",
+               "nmap -sV --script-timeout 30s --proxy socks4://127.0.0.1:9 -d 127.0.0.1",
+               "127.0.0.1")  # fmt: skip
+    out = fake_nmap.bin_dir.parent / "report.json"
+    r = _flan(fake_nmap, "report", "--no-db", "-f", "json", "-o", str(out), str(xml))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["scan"]["targets"] == ["127.0.0.1"]
+
+
+def test_script_args_are_masked_in_run_json_report_and_history(fake_nmap: FakeNmap) -> None:
+    fake_nmap.hosts("127.0.0.1")
+    run = fake_nmap.bin_dir.parent / "run"
+    history = fake_nmap.bin_dir.parent / "history.sqlite3"
+    r = _flan(fake_nmap, "scan", "--no-db", "--format", "json", "--format", "md",
+              "--output-dir", str(run), "--history", str(history), "127.0.0.1", "--",
+              "--script", "ssh-hostkey", "--script-args", "user=admin,pass=hunter2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (argv,) = fake_nmap.calls()
+    assert "user=admin,pass=hunter2" in argv  # Nmap itself gets the value
+    assert "hunter2" in (run / "xml" / "scan-01.xml").read_text()  # raw XML: what Nmap wrote
+    for path in (run / "run.json", run / "report.json", run / "report.md", history):
+        data = path.read_bytes()
+        assert b"hunter2" not in data, path
+    assert "--script-args '***'" in json.loads((run / "report.json").read_text())["scan"]["profile"]
+    # a report rebuilt from the raw XML alone (no run.json) masks it as well
+    (run / "run.json").unlink()
+    out = fake_nmap.bin_dir.parent / "again.json"
+    r = _flan(fake_nmap, "report", "--no-db", "-f", "json", "-o", str(out), str(run))
+    assert r.returncode == 0, r.stderr
+    assert b"hunter2" not in out.read_bytes()
