@@ -5,6 +5,7 @@ the machine). The hostile inputs live in tests/data/hostile/."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -140,3 +141,61 @@ def test_script_args_are_masked_in_run_json_report_and_history(fake_nmap: FakeNm
     r = _flan(fake_nmap, "report", "--no-db", "-f", "json", "-o", str(out), str(run))
     assert r.returncode == 0, r.stderr
     assert b"hunter2" not in out.read_bytes()
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\u([0-9a-f]{4})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+TARGET_CASES = [(v, _unescape(t)) for v, t in _cases("targets.txt")]
+
+
+@pytest.mark.parametrize(("verdict", "target"), TARGET_CASES, ids=[t for _, t in TARGET_CASES])
+def test_hostile_targets(fake_nmap: FakeNmap, tmp_path: Path, verdict: str, target: str) -> None:
+    fake_nmap.hosts("127.0.0.1")
+    ips = tmp_path / "ips.txt"
+    ips.write_text(f"# hostile\n{target}\n", encoding="utf-8")
+    # in a file, `#` starts a comment; as an argument, `-` starts an option
+    ways = ([["-iL", str(ips)]] if "#" not in target else []) + (
+        [[target]] if not target.startswith("-") else []
+    )
+    for way in ways:
+        run = tmp_path / f"run-{len(way)}"
+        result = _invoke(fake_nmap, "scan", "--no-db", "-f", "json", "--output-dir", str(run),
+                         *way)  # fmt: skip
+        if verdict == "allow":
+            assert result.exit_code == 0, result.output
+            continue
+        assert result.exit_code == 2, (way, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("flan: error: "), result.stderr
+        assert fake_nmap.calls() == []
+        assert not run.exists()
+
+
+def test_internet_sized_scope_is_refused_naming_the_target(fake_nmap: FakeNmap) -> None:
+    run = fake_nmap.bin_dir.parent / "run"
+    r = _flan(fake_nmap, "scan", "--no-db", "--output-dir", str(run), "127.0.0.1", "127.0.0.1/0")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "flan: error: target argument 2: '127.0.0.1/0' covers 3,741,319,168 addresses; the scope "
+        "(3,741,319,168 addresses) is over --max-hosts 65,536: check the prefix (a /0 is the "
+        "whole Internet), or raise --max-hosts if you mean it"
+    )
+    assert fake_nmap.calls() == [] and not run.exists()
+    # --max-hosts raises the limit; excludes count
+    r = _flan(fake_nmap, "scan", "--no-db", "--max-hosts", "3", "--workers", "1", "--output-dir",
+              str(run), "127.0.0.0/30", "--exclude", "127.0.0.3")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (argv,) = fake_nmap.calls()
+    assert argv[-2:] == ["127.0.0.0/31", "127.0.0.2"]
+
+
+def test_multicast_and_reserved_ranges_are_never_targets(fake_nmap: FakeNmap) -> None:
+    run = fake_nmap.bin_dir.parent / "run"
+    r = _flan(fake_nmap, "scan", "--no-db", "--max-hosts", str(2**32), "--output-dir", str(run),
+              "--workers", "1", "192.0.0.0/2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved) addresses are not scanned" in r.stderr
+    (argv,) = fake_nmap.calls()
+    assert argv[-1] == "192.0.0.0/3"  # 224.0.0.0/3 left out

@@ -25,6 +25,19 @@ MAX_EXPANDED = 1 << 22
 # An octet range may not produce more than this many address intervals (e.g. `1-254.*.*.1`).
 _MAX_RANGE_INTERVALS = 1 << 20
 
+# Never expanded into targets, whatever network covers them: multicast, reserved (holding the
+# broadcast address 255.255.255.255), "this network" and the unspecified address. Probing them
+# reaches every host of a segment, or nothing, and no scope means them.
+NEVER_SCANNED: dict[int, tuple[tuple[str, str], ...]] = {
+    4: (("0.0.0.0/8", "'this network'"), ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved")),
+    6: (("::/128", "unspecified"), ("ff00::/8", "multicast")),
+}  # fmt: skip
+
+# A scope of more addresses than this is refused unless `--max-hosts` says otherwise: 0.0.0.0/0
+# is a typo far more often than a plan.
+DEFAULT_MAX_HOSTS = 65_536
+
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _RANGE_CHARS = re.compile(r"^[0-9.,*-]+$")
 
@@ -80,8 +93,13 @@ def parse_target(text: str, source: str) -> TargetSpec:
 
 def _parse_network(raw: str, source: str, where: str) -> TargetSpec:
     addr, _, prefix = raw.partition("/")
-    if not prefix.isdigit():
-        raise UsageError(f"{where}: the network prefix after '/' must be a number")
+    # ASCII digits only: int() reads fullwidth and Arabic-Indic digits too, ipaddress does not.
+    if not (prefix.isascii() and prefix.isdigit()):
+        raise UsageError(f"{where}: the network prefix after '/' must be a number (digits 0-9)")
+    if "%" in addr:
+        raise UsageError(
+            f"{where}: a scoped IPv6 address (%interface) is one address: drop the /prefix"
+        )
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
@@ -94,7 +112,10 @@ def _parse_network(raw: str, source: str, where: str) -> TargetSpec:
     if int(prefix) > ip.max_prefixlen:
         raise UsageError(f"{where}: prefix /{prefix} is longer than /{ip.max_prefixlen}")
     # Nmap scans the whole network when host bits are set (198.18.0.5/24 = 198.18.0.0/24).
-    ipaddress.ip_network(raw, strict=False)
+    try:
+        ipaddress.ip_network(f"{ip}/{int(prefix)}", strict=False)
+    except ValueError as exc:
+        raise UsageError(f"{where}: not a valid network ({exc})") from None
     return TargetSpec(raw, "network", ip.version, source)
 
 
@@ -380,6 +401,10 @@ class TargetSet:
             else:
                 assert spec.family is not None
                 by_family[spec.family].extend(_spec_intervals(spec))
+        for family, blocks in NEVER_SCANNED.items():
+            for block, _ in blocks:
+                net = ipaddress.ip_network(block)
+                holes[family].append((int(net.network_address), int(net.broadcast_address)))
         excluded_names = set()
         for spec in excludes:
             if _kept_as_name(spec):
@@ -398,6 +423,20 @@ class TargetSet:
                 seen.add(key)
                 kept.append(name)
         return cls(families[0], families[1], tuple(kept))
+
+    def contains(self, address: str) -> bool:
+        """True when the address (or a hostname given as a target) is in the set."""
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            key = address.lower().rstrip(".")
+            return any(n.lower().rstrip(".") == key for n in self.names)
+        if "%" in address:
+            return address in self.names
+        fam = self.v4 if ip.version == 4 else self.v6
+        value = int(ip)
+        k = bisect.bisect_right(fam.intervals, (value, 1 << 129)) - 1
+        return k >= 0 and fam.intervals[k][0] <= value <= fam.intervals[k][1]
 
     @property
     def count(self) -> int:
@@ -459,6 +498,57 @@ def expand_targets(specs: Sequence[TargetSpec], excludes: Sequence[TargetSpec] =
             "listed one by one; split them into smaller networks"
         )
     return list(targets)
+
+
+# --------------------------------------------------------------------------- scope checks
+
+
+def _never_scanned_in(spec: TargetSpec) -> list[str]:
+    """The never-scanned blocks a target overlaps, described ("224.0.0.0/4 (multicast)")."""
+    if spec.family is None or _kept_as_name(spec):
+        return []
+    found = []
+    spans = _merge(_spec_intervals(spec))
+    for block, what in NEVER_SCANNED[spec.family]:
+        net = ipaddress.ip_network(block)
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        if any(a <= hi and b >= lo for a, b in spans):
+            found.append(f"{block} ({what})")
+    return found
+
+
+def check_scope(
+    specs: Sequence[TargetSpec],
+    excludes: Sequence[TargetSpec] = (),
+    max_hosts: int = DEFAULT_MAX_HOSTS,
+) -> list[str]:
+    """Refuse, before anything is scanned, a scope of more than `max_hosts` addresses (naming
+    the target that made it large) and a target made only of never-scanned addresses; return
+    notes about networks scanned without their multicast or reserved part."""
+    notes = []
+    for spec in specs:
+        blocks = _never_scanned_in(spec)
+        if not blocks:
+            continue
+        if TargetSet.build([spec]).count == 0:
+            raise UsageError(
+                f"{spec.source}: {_shown(spec.text)} is only {', '.join(blocks)} addresses: "
+                "flan never scans multicast or reserved ranges"
+            )
+        notes.append(
+            f"{spec.text}: {', '.join(blocks)} addresses are not scanned "
+            "(flan never scans multicast or reserved ranges)"
+        )
+    total = TargetSet.build(specs, excludes).count
+    if total > max_hosts:
+        biggest = max(specs, key=lambda spec: TargetSet.build([spec]).count)
+        size = TargetSet.build([biggest]).count
+        raise UsageError(
+            f"{biggest.source}: {_shown(biggest.text)} covers {size:,} addresses; the scope "
+            f"({total:,} addresses) is over --max-hosts {max_hosts:,}: check the prefix (a /0 "
+            "is the whole Internet), or raise --max-hosts if you mean it"
+        )
+    return notes
 
 
 # --------------------------------------------------------------------------- worker split

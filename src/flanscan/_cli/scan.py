@@ -23,6 +23,7 @@ from flanscan._cli._options import (
     format_option,
 )
 from flanscan._render import FORMATS
+from flanscan._targets import DEFAULT_MAX_HOSTS
 
 
 class _ScanCommand(click.Command):
@@ -125,6 +126,16 @@ def _display() -> _Shown:
     help="Do not scan the targets listed in FILE (ips.txt format). Repeatable.",
 )
 @click.option(
+    "--max-hosts",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_HOSTS,
+    show_default=True,
+    metavar="N",
+    help="Refuse, before scanning, a scope of more than N addresses (after excludes), naming "
+    "the target that made it large (0.0.0.0/0, a /8 typed for a /24). Multicast and reserved "
+    "ranges are never scanned.",
+)
+@click.option(
     "--ports",
     type=click.Choice(["top1000", "all"]),
     default="top1000",
@@ -181,6 +192,7 @@ def scan(
     target_files: tuple[Path, ...],
     excludes: tuple[str, ...],
     exclude_files: tuple[Path, ...],
+    max_hosts: int,
     ports: str,
     workers: int | None,
     vulners: bool,
@@ -210,6 +222,7 @@ def scan(
     from flanscan._errors import ScanIncomplete, UsageError
     from flanscan._scan import ScanOptions, check_scan, run_scan
     from flanscan._targets import (
+        check_scope,
         parse_exclude_option,
         parse_target,
         read_targets_file,
@@ -242,6 +255,8 @@ def scan(
     exclude_specs = [s for value in excludes for s in parse_exclude_option(value)]
     for path in exclude_files:
         exclude_specs.extend(read_targets_file(path))
+    for note in check_scope(specs, exclude_specs, max_hosts):  # before anything is created
+        click.echo(f"note: {note}", err=True)
     check_db_flags(db_path, no_db)
 
     from flanscan._errors import DeliveryError
