@@ -219,3 +219,41 @@ def test_every_option_is_documented() -> None:
     assert {"--output", "--shard", "--run-id"} <= {o for p in scan.params for o in p.opts}
     for option in options:
         assert f"`{option}" in docs or f" {option}" in docs, option
+
+
+def test_shard_xml_with_hosts_outside_its_targets_is_named(
+    local_shards: Path, tmp_path: Path
+) -> None:
+    run = _copy(local_shards, tmp_path)
+    # shard 0 holds shard 1's XML (127.0.0.2: in the run, not in shard 0's share) ...
+    (one,) = (run / "shard-1-of-3" / "xml").glob("*.xml")
+    shutil.copy(one, run / "shard-0-of-3" / "xml" / "planted.xml")
+    # ... and shard 2 an XML of a host nobody listed
+    (run / "shard-2-of-3" / "xml" / "planted.xml").write_text(
+        '<?xml version="1.0"?><nmaprun scanner="nmap" args="nmap 127.0.0.9" start="1700000000">'
+        '<host><status state="up" reason="syn-ack"/><address addr="127.0.0.9" addrtype="ipv4"/>'
+        '<ports><port protocol="tcp" portid="22"><state state="open" reason="syn-ack"/>'
+        '<service name="ssh" product="OpenSSH" version="9.2p1" method="probed" conf="10"/>'
+        '</port></ports></host><runstats><finished time="1700000001"/></runstats></nmaprun>\n'
+    )
+    result = _flan(["merge", str(run), "--no-db", "-f", "json", "--no-history"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "shard 0/3: its Nmap XML holds 1 host(s) outside its targets: 127.0.0.2" in result.stderr
+    assert "shard 2/3: its Nmap XML holds 1 host(s) outside its targets: 127.0.0.9" in result.stderr
+    assert "1 host(s) in the Nmap XML are outside the scan's targets and left out of the " \
+        "report: 127.0.0.9" in result.stderr  # fmt: skip
+    merged = _report(run)
+    addresses = {h["address"] for h in merged["hosts"]}
+    assert "127.0.0.9" not in addresses and "127.0.0.2" in addresses
+    assert any("127.0.0.9" in note for note in merged["notes"])
+
+
+def test_two_directories_for_one_shard_are_refused(local_shards: Path, tmp_path: Path) -> None:
+    run = _copy(local_shards, tmp_path)
+    shutil.copytree(run / "shard-1-of-3", run / "shard-01-of-3")
+    result = _flan(["merge", str(run), "--no-db", "-f", "json", "--no-history"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "flan: error: shard 1/3 has two directories, shard-01-of-3 and shard-1-of-3: keep the "
+        "one its pod wrote (shard-1-of-3) and remove the other"
+    )

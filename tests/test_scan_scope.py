@@ -199,3 +199,22 @@ def test_multicast_and_reserved_ranges_are_never_targets(fake_nmap: FakeNmap) ->
     assert "224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved) addresses are not scanned" in r.stderr
     (argv,) = fake_nmap.calls()
     assert argv[-1] == "192.0.0.0/3"  # 224.0.0.0/3 left out
+
+
+def test_hosts_outside_the_scope_are_named_and_left_out(fake_nmap: FakeNmap) -> None:
+    fake_nmap.hosts("127.0.0.1", "127.0.0.3", "::1")  # "Nmap" reports hosts nobody listed
+    run = fake_nmap.bin_dir.parent / "run"
+    r = _flan(fake_nmap, "scan", "--no-db", "-f", "json", "--output-dir", str(run),
+              "127.0.0.1-2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    line = ("2 host(s) in the Nmap XML are outside the scan's targets and left out of the "
+            "report: 127.0.0.3, ::1")  # fmt: skip
+    assert f"warning: {line}" in r.stderr
+    report = json.loads((run / "report.json").read_text())
+    assert {h["address"] for h in report["hosts"]} == {"127.0.0.1"}
+    assert line in report["notes"] and line in report["scan"]["warnings"]
+    # `flan report` of the run directory (run.json gives the scope) says it too
+    out = fake_nmap.bin_dir.parent / "again.json"
+    r = _flan(fake_nmap, "report", "--no-db", "-f", "json", "-o", str(out), str(run))
+    assert r.returncode == 0 and f"warning: {line}" in r.stderr
+    assert {h["address"] for h in json.loads(out.read_text())["hosts"]} == {"127.0.0.1"}

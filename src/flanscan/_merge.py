@@ -19,6 +19,7 @@ from typing import Any
 from flanscan._errors import DeliveryError, EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
 from flanscan._pipeline import ReportOptions, RunOutcome, finish_report, report_from_xml
+from flanscan._scopecheck import ScopeCheck, scope_of
 from flanscan._shard import Shard, shard_from_dir_name, shard_targets
 from flanscan._storage import (
     DONE_FILE,
@@ -91,10 +92,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _shard_dirs(names: Sequence[str]) -> dict[Shard, str]:
     found: dict[Shard, str] = {}
-    for name in names:
+    for name in sorted(names):
         shard = shard_from_dir_name(name)
-        if shard is not None:
-            found[shard] = name
+        if shard is None:
+            continue
+        if shard in found:  # shard-1-of-2 and shard-01-of-2: which one is the shard's?
+            raise UsageError(
+                f"shard {shard} has two directories, {found[shard]} and {name}: keep the one "
+                f"its pod wrote ({shard.name}) and remove the other"
+            )
+        found[shard] = name
     return found
 
 
@@ -216,13 +223,32 @@ def merged_summary(run: RunShards) -> tuple[ScanSummary, list[str]]:
 
 def shard_xml_files(run: RunShards) -> list[Path]:
     """Every non-empty Nmap XML file of the shards present, in shard order."""
-    files: list[Path] = []
+    return [path for state in run.shards for path in shard_xml_files_of(state)]
+
+
+def shard_scope_check(run: RunShards) -> ScopeCheck:
+    """The run's scope (hosts outside it leave the report) and each shard's own targets, from
+    its run.json (hosts of a shard outside them are named)."""
+    from flanscan._report import summary_from_run_json
+
+    shares: dict[Path, tuple[str, TargetSet]] = {}
     for state in run.shards:
-        if state.path is not None and (state.path / "xml").is_dir():
-            files.extend(
-                p for p in sorted((state.path / "xml").glob("*.xml")) if p.stat().st_size > 0
-            )
-    return files
+        recorded = summary_from_run_json(state.path) if state.path is not None else None
+        if state.path is None or recorded is None:
+            continue
+        share = scope_of(recorded.targets, recorded.excluded, f"shard {state.shard} run.json")
+        if share is None:
+            continue
+        for path in shard_xml_files_of(state):
+            shares[path] = (f"shard {state.shard}", share)
+    return ScopeCheck(scope_of(run.targets, run.excludes, "shard.json"), shares)
+
+
+def shard_xml_files_of(state: ShardState) -> list[Path]:
+    """A shard's non-empty Nmap XML files."""
+    if state.path is None or not (state.path / "xml").is_dir():
+        return []
+    return [p for p in sorted((state.path / "xml").glob("*.xml")) if p.stat().st_size > 0]
 
 
 # --------------------------------------------------------------------------- remote runs
@@ -304,7 +330,9 @@ def merge_run(
     run = inspect_run(run_dir)
     summary, warnings = merged_summary(run)
     outcome = MergeOutcome(shards=run, merged_dir=out, warnings=warnings)
-    report = report_from_xml(shard_xml_files(run), options, scan=summary)
+    check = shard_scope_check(run)
+    report = report_from_xml(shard_xml_files(run), options, scan=summary, check=check)
+    outcome.warnings.extend(check.warnings())
     finish_report(report, options, outcome, out=out, source="merge")
     _write_merge_record(out / MERGE_FILE, run, source, outcome.report_paths)
     return outcome

@@ -24,6 +24,7 @@ from flanscan._model import (
 )
 
 if TYPE_CHECKING:
+    from flanscan._scopecheck import ScopeCheck
     from flanscan._suppress import SuppressionSet
     from flanscan._vulndb import VulnDb
 
@@ -131,10 +132,16 @@ def report_from_xml(
     options: ReportOptions,
     *,
     scan: ScanSummary | None = None,
+    check: ScopeCheck | None = None,
 ) -> Report:
     """Build the Report from saved Nmap XML (files or result directories), without scanning.
-    Hosts are streamed from the files; `scan` (from run.json) heads the report when given."""
+    Hosts are streamed from the files; `scan` (from run.json) heads the report when given, and
+    its targets are the scope hosts are checked against (unless `check` is given)."""
     from flanscan._report import report_from_files
+    from flanscan._scopecheck import ScopeCheck, scope_of
+
+    if check is None and scan is not None:
+        check = ScopeCheck(scope_of(scan.targets, scan.excluded, "run.json"))
 
     db, note = open_vulndb(options)
     suppressions = None
@@ -149,6 +156,7 @@ def report_from_xml(
             analyze=make_analyzer(db, suppressions),
             vulndb=db.summary() if db is not None else None,
             vulndb_note=note,
+            check=check,
         )
     finally:
         if db is not None:
@@ -221,8 +229,13 @@ def fail_on_reached(report: Report, fail_on: str | None) -> bool:
 def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) -> RunOutcome:
     """After a scan: build the report from the run's XML, record history, compare with the
     previous run, write every format, send alerts. The XML stays whatever happens."""
-    report = report_from_xml([run_dir], options, scan=scan)
+    from flanscan._scopecheck import ScopeCheck, scope_of
+
+    check = ScopeCheck(scope_of(scan.targets, scan.excluded, "run.json")) if scan else None
+    report = report_from_xml([run_dir], options, scan=scan, check=check)
     outcome = RunOutcome()
+    if check is not None:
+        outcome.messages.extend(f"warning: {line}" for line in check.warnings())
     finish_report(report, options, outcome, out=run_dir, source="scan")
     return outcome
 

@@ -35,6 +35,7 @@ from flanscan._model import (
     VulnDbSummary,
 )
 from flanscan._nmapopts import mask_command, split_nmap_argv
+from flanscan._scopecheck import ScopeCheck
 
 Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
 
@@ -422,14 +423,18 @@ def find_xml_files(paths: Sequence[Path]) -> list[Path]:
 class NmapXmlSet:
     """Several Nmap XML files read as one stream of hosts (files in the order given)."""
 
-    def __init__(self, files: Sequence[Path]) -> None:
+    def __init__(self, files: Sequence[Path], check: ScopeCheck | None = None) -> None:
         from flanscan._parse import NmapXmlFile
 
         self.readers = [NmapXmlFile(f) for f in files]
+        self.check = check
 
     def hosts(self) -> Iterator[HostObservation]:
         for reader in self.readers:
-            yield from reader.hosts()
+            if self.check is None:
+                yield from reader.hosts()
+            else:
+                yield from self.check.filter(reader.path, reader.hosts())
 
     @property
     def infos(self) -> list[NmapRunInfo]:
@@ -446,11 +451,13 @@ def report_from_files(
     vulndb_note: str | None = None,
     notes: Sequence[str] = (),
     changes: ChangeSummary | None = None,
+    check: ScopeCheck | None = None,
 ) -> Report:
     """Build a Report from saved XML files/directories, streaming the hosts. Without `scan`
     (no run.json), the scan summary comes from the files themselves (`summarize_runs`); with
-    it, the files' warnings are added to it."""
-    source = NmapXmlSet(find_xml_files(paths))
+    it, the files' warnings are added to it. With `check`, hosts outside the scope are left
+    out and named in the warnings and notes."""
+    source = NmapXmlSet(find_xml_files(paths), check)
     report = build_report(
         source.hosts(),
         scan=scan or ScanSummary(),
@@ -476,4 +483,7 @@ def report_from_files(
             start=report.scan.start or from_xml.start,
             end=report.scan.end or from_xml.end,
         )
-    return dataclasses.replace(report, scan=summary)
+    scope_warnings = tuple(check.warnings()) if check is not None else ()
+    if scope_warnings:
+        summary = dataclasses.replace(summary, warnings=(*summary.warnings, *scope_warnings))
+    return dataclasses.replace(report, scan=summary, notes=(*report.notes, *scope_warnings))
