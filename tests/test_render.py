@@ -503,7 +503,7 @@ def test_json_validates_and_carries_the_model() -> None:
     assert hostile["product"] == XSS + " " + MD_LINK  # JSON keeps host text verbatim
     assert hostile["version"] == TEX
     assert "\x00" not in render(report, "json").decode()  # control characters dropped
-    assert doc["services"][3]["product_only"][0]["confidence"] == "product-only"
+    assert doc["services"][3]["product_only"][0]["match"] == "product-only"
     assert doc["changes"]["items"][0]["kind"] == "new-finding"
     assert doc["vulnerability_database"]["cve_count"] == 1234
     nodb = json.loads(render(all_reports()[1], "json"))
@@ -730,6 +730,6 @@ def test_product_only_matches_counted_or_listed_on_request() -> None:
     assert cve in render(listed, "md").decode()
     rows = list(csv.reader(io.StringIO(render(listed, "csv").decode(), newline="")))
     row = next(r for r in rows if r[COLUMNS.index("vulnerability")] == cve)
-    assert row[COLUMNS.index("confidence")] == "product-only"
+    assert row[COLUMNS.index("match")] == "product-only"
     assert row[COLUMNS.index("port")] == "443"
     assert cve in render(listed, "json").decode() and cve in render(report, "json").decode()

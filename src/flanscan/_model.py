@@ -169,6 +169,9 @@ class Vulnerability:
     url: str | None = None
     source: str = "nvd"  # "nvd" | "vulners"
     is_exploit: bool = False  # vulners' exploit flag
+    # CISA's SSVC decision points (CVE 5 ADP container): "none" | "poc" | "active", "yes" | "no"
+    ssvc_exploitation: str | None = None
+    ssvc_automatable: str | None = None
 
     @property
     def severity(self) -> Severity:
@@ -178,6 +181,42 @@ class Vulnerability:
 class Confidence(enum.StrEnum):
     EXACT = "exact"  # detected version inside an NVD range or equal to a listed version
     PRODUCT_ONLY = "product-only"  # product matched, version unknown
+
+
+class MatchSource(enum.StrEnum):
+    """Which source's statement made the finding (in order of trust)."""
+
+    NVD = "nvd"  # analysed NVD configurations
+    OVERRIDE = "override"  # anchore nvd-data-overrides (replaces the NVD's configurations)
+    CNA = "cna"  # the CVE 5 record's CNA container: cpeApplicability, else affected
+    ADP = "adp"  # CISA ADP container, when it passes sanity checks
+    DISTRIBUTION = "distribution"  # a distribution's fixed version read as an upstream fix
+    DESCRIPTION = "description"  # "before X" in the description text
+    VULNERS = "vulners"  # the vulners NSE script (vulners.com), not the local database
+
+
+class SourceConfidence(enum.StrEnum):
+    """How far a finding can be trusted, from its source; `possible` is never counted unless
+    asked for (`--min-confidence possible`)."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    POSSIBLE = "possible"
+
+    @property
+    def rank(self) -> int:
+        return {"high": 3, "medium": 2, "possible": 1}[self.value]
+
+
+SOURCE_CONFIDENCE: dict[MatchSource, SourceConfidence] = {
+    MatchSource.NVD: SourceConfidence.HIGH,
+    MatchSource.OVERRIDE: SourceConfidence.HIGH,
+    MatchSource.CNA: SourceConfidence.MEDIUM,
+    MatchSource.ADP: SourceConfidence.MEDIUM,
+    MatchSource.DISTRIBUTION: SourceConfidence.MEDIUM,
+    MatchSource.DESCRIPTION: SourceConfidence.POSSIBLE,
+    MatchSource.VULNERS: SourceConfidence.MEDIUM,
+}
 
 
 class FindingStatus(enum.StrEnum):
@@ -214,6 +253,9 @@ class MatchEvidence:
     banner: str = ""
     platform_conditions: tuple[str, ...] = ()  # e.g. "running on cpe:2.3:o:microsoft:windows:*"
     alias: str | None = None  # e.g. "Nmap igor_sysoev:nginx = NVD f5:nginx"
+    # The record the statement comes from, e.g. "CVE 5 record, CNA f5, updated 2024-08-14"
+    # (None for the NVD's own configurations).
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +293,8 @@ class Finding:
     evidence: tuple[MatchEvidence, ...] = ()
     distribution: DistributionEvidence | None = None
     suppression: SuppressionRef | None = None
+    match_source: MatchSource = MatchSource.NVD
+    source_confidence: SourceConfidence = SourceConfidence.HIGH
 
     @property
     def id(self) -> str:

@@ -21,6 +21,7 @@ from flanscan._model import (
     ScanSummary,
     ServiceObservation,
     Severity,
+    SourceConfidence,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
 
 FAIL_ON_CHOICES = ("critical", "high", "medium", "kev")
+CONFIDENCE_CHOICES = ("high", "medium", "possible")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class ReportOptions:
     notify: tuple[str, ...] = ()
     notify_min_severity: str = "high"
     fail_on: str | None = None
+    # Findings below this source confidence are left out of reports, alerts and --fail-on.
+    min_confidence: str = "medium"
 
 
 @dataclass
@@ -104,17 +108,25 @@ def check_report_options(options: ReportOptions) -> None:
     _check_fail_on(options.fail_on)
 
 
-def make_analyzer(db: VulnDb | None, suppressions: SuppressionSet | None) -> Analyzer:
-    """The per-service analysis: NVD match, vulners results, distribution data, exceptions."""
+def make_analyzer(
+    db: VulnDb | None, suppressions: SuppressionSet | None, min_confidence: str = "medium"
+) -> Analyzer:
+    """The per-service analysis: match, vulners results, distribution data, exceptions.
+
+    Findings whose source confidence is below `min_confidence` are dropped here, so that no
+    report, alert, history record or --fail-on check counts them.
+    """
     from flanscan._distro import apply_distribution, tracker_for
     from flanscan._match import match_service
     from flanscan._vulners import findings_from_vulners
 
     tracker = tracker_for(db) if db is not None else None
+    floor = SourceConfidence(min_confidence).rank
 
     def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
         # Product-only matches are always kept: the report counts them, and lists them on request.
         findings = list(match_service(service, db)) if db is not None else []
+        findings = [f for f in findings if f.source_confidence.rank >= floor]
         if service.vulners:
             known = {f.id for f in findings}
             findings.extend(f for f in findings_from_vulners(service) if f.id not in known)
@@ -153,7 +165,7 @@ def report_from_xml(
         report = report_from_files(
             paths,
             scan=scan,
-            analyze=make_analyzer(db, suppressions),
+            analyze=make_analyzer(db, suppressions, options.min_confidence),
             vulndb=db.summary() if db is not None else None,
             vulndb_note=note,
             check=check,

@@ -24,10 +24,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from flanscan._model import (
+    SOURCE_CONFIDENCE,
     Confidence,
     CvssScore,
     Finding,
     MatchEvidence,
+    MatchSource,
     ServiceObservation,
     Vulnerability,
     VulnersEntry,
@@ -127,6 +129,8 @@ def findings_from_vulners(service: ServiceObservation) -> list[Finding]:
                 ),
                 confidence=Confidence.EXACT,
                 evidence=(evidence,),
+                match_source=MatchSource.VULNERS,
+                source_confidence=SOURCE_CONFIDENCE[MatchSource.VULNERS],
             )
         )
     return findings

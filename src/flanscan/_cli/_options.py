@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from flanscan._errors import UsageError
-from flanscan._pipeline import FAIL_ON_CHOICES
+from flanscan._pipeline import CONFIDENCE_CHOICES, FAIL_ON_CHOICES
 from flanscan._render import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +69,15 @@ def analysis_options(*, suppressions_default: str = "") -> Callable[[F], F]:
                     is_flag=True,
                     help="List CVEs matched on the product alone (version unknown), "
                     "not just their count.",
+                ),
+                click.option(
+                    "--min-confidence",
+                    type=click.Choice(CONFIDENCE_CHOICES),
+                    default="medium",
+                    show_default=True,
+                    help="Least source confidence a finding needs to be reported, alerted on "
+                    "and counted by --fail-on (high: NVD and overrides; medium: also CVE 5 "
+                    "records and distribution data; possible: also description text).",
                 ),
             ],
             func,

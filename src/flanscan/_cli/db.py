@@ -21,6 +21,7 @@ from rich.progress import (
 
 from flanscan._vulndb import STALE_DAYS, BuildResult, DbStatus, VulnDb, resolve_db_path
 from flanscan._vulndb import ProgressTask as _ProgressTask
+from flanscan._vulndb._affected import SourceFigures
 from flanscan._vulndb.sources import REGISTRY
 
 
@@ -188,10 +189,33 @@ def status_dict(status: DbStatus) -> dict[str, Any]:
                 "data_date": s.data_date,
                 "imported_at": s.imported_at,
                 "detail": s.detail,
+                "records": s.figures.records,
+                "tiers": {
+                    tier: {"cves": covered, "without_nvd_configurations": beyond}
+                    for tier, covered, beyond in s.figures.tiers
+                },
+                "not_understood": s.figures.not_understood,
+                "without_usable_data": s.figures.unusable,
+                "first_not_understood": list(s.figures.issues),
             }
             for s in status.sources
         ],
     }
+
+
+def _figures_line(figures: SourceFigures) -> str:
+    tiers = "; ".join(
+        f"tier {tier}: {covered} CVEs ({beyond} without NVD configurations)"
+        if tier != "nvd"
+        else f"tier nvd: {covered} CVEs with configurations"
+        for tier, covered, beyond in figures.tiers
+    )
+    line = f"              {figures.records} records"
+    if tiers:
+        line += f"; {tiers}"
+    if figures.unusable:
+        line += f"; {figures.unusable} without usable affected data"
+    return line + f"; {figures.not_understood} not understood"
 
 
 @db.command()
@@ -216,9 +240,13 @@ def status(db_path: Path | None, as_json: bool) -> None:
         for s in st.sources:
             detail = f" ({s.detail})" if s.detail else ""
             click.echo(
-                f"  {s.name:<7} {s.title:<38} data {s.data_date or '-'}{detail}, "
+                f"  {s.name:<11} {s.title:<38} data {s.data_date or '-'}{detail}, "
                 f"imported {s.imported_at}"
             )
+            if s.figures.records is not None:
+                click.echo(_figures_line(s.figures))
+            for issue in s.figures.issues:
+                click.echo(f"              not understood: {issue}")
         if not st.sources:
             click.echo("  (none)")
         age = f"{st.age_days:.1f} days" if st.age_days is not None else "unknown"

@@ -63,6 +63,7 @@ def merge(
     notify_min_severity: str,
     fail_on: str | None,
     show_product_only: bool,
+    min_confidence: str,
 ) -> None:
     """Merge the shards of one run (`flan scan --shard I/N`) into one report and one history
     entry. SOURCE is the run's directory or its s3:// / gs:// prefix (PREFIX/<run-id>).
@@ -106,6 +107,7 @@ def merge(
         use_db=not no_db,
         suppressions=suppressions,
         show_product_only=show_product_only,
+        min_confidence=min_confidence,
         history=history,
         record_history=not no_history,
         notify=notify,

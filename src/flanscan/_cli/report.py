@@ -49,6 +49,7 @@ def report(
     no_db: bool,
     suppressions: Path | None,
     show_product_only: bool,
+    min_confidence: str,
 ) -> None:
     """Rebuild reports from saved Nmap XML files or result directories, without rescanning.
 
@@ -67,6 +68,7 @@ def report(
         use_db=not no_db,
         suppressions=suppressions,
         show_product_only=show_product_only,
+        min_confidence=min_confidence,
     )
     # A `flan scan` run directory says what was asked (targets as given, excludes, profile).
     scan = summary_from_run_json(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else None

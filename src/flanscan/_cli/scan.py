@@ -209,6 +209,7 @@ def scan(
     notify_min_severity: str,
     fail_on: str | None,
     show_product_only: bool,
+    min_confidence: str,
 ) -> None:
     """Scan TARGETs (addresses, CIDR networks, Nmap-style ranges such as 198.18.0.1-20, or
     hostnames) with Nmap and write a service-centred report.
@@ -271,6 +272,7 @@ def scan(
         use_db=not no_db,
         suppressions=suppressions,
         show_product_only=show_product_only,
+        min_confidence=min_confidence,
         history=history,
         notify=notify,
         notify_min_severity=notify_min_severity,

@@ -15,11 +15,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from flanscan._lookup import VulnLookup
+from flanscan._lookup import TierLookup, VulnLookup
+from flanscan._match.aliases import alias_for_nvd_names
 from flanscan._match.cpe import parse_cpe23
 from flanscan._match.detect import DetectedProduct, detect_products
 from flanscan._match.nvdconfig import ConfigParser, Configuration, Target, evaluate
-from flanscan._model import Confidence, Finding, MatchEvidence, ServiceObservation, Vulnerability
+from flanscan._match.platform import excluded_by_host_os, host_os_family
+from flanscan._match.tiers import Evidence, TierMatcher
+from flanscan._model import (
+    SOURCE_CONFIDENCE,
+    Confidence,
+    Finding,
+    MatchEvidence,
+    MatchSource,
+    ServiceObservation,
+    Vulnerability,
+)
 
 _MAX_EVIDENCE = 5  # evidence entries kept per finding (CVE-2012-2122 lists 60 MySQL versions)
 _SERVICE_CACHE = 50_000
@@ -49,7 +60,8 @@ class _Hit:
 
     cve_id: str
     exact: bool
-    evidence: tuple[tuple[str, str, tuple[str, ...]], ...]  # (criteria, range, conditions)
+    evidence: tuple[Evidence, ...]  # (criteria, range, conditions, record)
+    source: MatchSource = MatchSource.NVD
 
 
 @dataclass(frozen=True)
@@ -125,8 +137,9 @@ class Matcher:
         hits: dict[str, _Hit] = {}
         uncomparable: set[str] = set()
         memo: dict[int, Any] = {}
-        for cve_id, configs in self._candidates(product.nvd_names):
-            evidence: list[tuple[str, str, tuple[str, ...]]] = []
+        candidates = self._candidates(product.nvd_names)
+        for cve_id, configs in candidates:
+            evidence: list[Evidence] = []
             for config in configs:
                 found, bad = evaluate(config, target, memo)
                 if bad:
@@ -138,6 +151,7 @@ class Matcher:
                         entry.criteria,
                         entry.range_text(),
                         attr_conditions + found.platform_conditions,
+                        None,
                     )
                     if item not in evidence:
                         evidence.append(item)
@@ -146,6 +160,8 @@ class Matcher:
                 evidence.sort(key=lambda e: len(e[2]))
                 hits[cve_id] = _Hit(cve_id, exact, tuple(evidence[:_MAX_EVIDENCE]))
         notes: tuple[str, ...] = ()
+        if exact and product.version is not None and isinstance(self._db, TierLookup):
+            notes += self._match_tiers(product, target, hits, {c for c, _ in candidates})
         if exact and uncomparable:
             shown = ", ".join(sorted(uncomparable)[:3])
             notes = (
@@ -162,6 +178,57 @@ class Matcher:
             self._results.clear()
         self._results[key] = result
         return result
+
+    def _match_tiers(
+        self,
+        product: DetectedProduct,
+        target: Target,
+        hits: dict[str, _Hit],
+        nvd_decided: set[str],
+    ) -> tuple[str, ...]:
+        """Add the findings of the tiers beyond NVD configurations (see `tiers.py`)."""
+        assert product.version is not None and isinstance(self._db, TierLookup)
+        parser = ConfigParser(product.nvd_names)
+
+        def evaluate_configs(
+            raw: Sequence[dict[str, Any]],
+        ) -> list[tuple[str, str, tuple[str, ...]]]:
+            out: list[tuple[str, str, tuple[str, ...]]] = []
+            for config in parser.parse(list(raw)):
+                found, _ = evaluate(config, target, None)
+                if found is None:
+                    continue
+                for entry, attr_conditions in found.hits:
+                    item = (
+                        entry.criteria,
+                        entry.range_text(),
+                        attr_conditions + found.platform_conditions,
+                    )
+                    if item not in out:
+                        out.append(item)
+            out.sort(key=lambda e: len(e[2]))
+            return out
+
+        alias = alias_for_nvd_names(product.nvd_names)
+        tiers = TierMatcher(self._db, alias, product.nvd_names, evaluate_configs)
+        outcome = tiers.match(product.version, nvd_decided)
+        for cve_id in outcome.overridden:
+            hits.pop(cve_id, None)
+        for cve_id, hit in outcome.hits.items():
+            hits[cve_id] = _Hit(cve_id, True, hit.evidence[:_MAX_EVIDENCE], hit.source)
+        name = alias.key if alias is not None else ":".join(product.nvd_names[0])
+        notes: list[str] = []
+        if outcome.unparsable:
+            notes.append(
+                f"{name} {product.version}: {outcome.unparsable} version statement(s) of CVE 5"
+                " or distribution data could not be compared with this version; not matched"
+            )
+        notes.extend(f"{name}: {text}; not used" for text in outcome.refused_adp[:3])
+        notes.extend(
+            f"{cve_id} not reported for {name} {product.version}: {why}"
+            for cve_id, why in sorted(outcome.not_affected.items())[:5]
+        )
+        return tuple(notes)
 
     def explain(
         self, service: ServiceObservation, *, include_product_only: bool = True
@@ -184,7 +251,9 @@ class Matcher:
         self, service: ServiceObservation, include_product_only: bool, key: tuple[object, ...]
     ) -> ServiceMatch:
         banner = service.banner
+        host_os = host_os_family(service)
         merged: dict[str, tuple[bool, list[MatchEvidence]]] = {}
+        sources: dict[str, MatchSource] = {}
         notes: list[str] = []
         for product in detect_products(service):
             if product.version is None and not include_product_only:
@@ -201,12 +270,17 @@ class Matcher:
                         banner=banner,
                         platform_conditions=conditions,
                         alias=_alias(product, criteria),
+                        record=record,
                     )
-                    for criteria, range_text, conditions in hit.evidence
+                    for criteria, range_text, conditions, record in hit.evidence
+                    if not excluded_by_host_os(conditions, host_os)
                 ]
+                if not ev:
+                    continue  # e.g. a Windows-only CVE on a host whose banner says Debian
                 prev = merged.get(hit.cve_id)
                 if prev is None or (hit.exact and not prev[0]):
                     merged[hit.cve_id] = (hit.exact, ev)
+                    sources[hit.cve_id] = hit.source
                 elif prev[0] == hit.exact:
                     prev[1].extend(e for e in ev if e not in prev[1])
         vulns = self._vulnerabilities(sorted(merged))
@@ -215,12 +289,15 @@ class Matcher:
                 vulnerability=vulns[cve_id],
                 confidence=Confidence.EXACT if exact else Confidence.PRODUCT_ONLY,
                 evidence=tuple(ev[:_MAX_EVIDENCE]),
+                match_source=sources[cve_id],
+                source_confidence=SOURCE_CONFIDENCE[sources[cve_id]],
             )
             for cve_id, (exact, ev) in merged.items()
         ]
         findings.sort(
             key=lambda f: (
                 f.confidence != Confidence.EXACT,
+                -f.source_confidence.rank,
                 -(f.vulnerability.cvss.score if f.vulnerability.cvss else -1.0),
                 f.id,
             )

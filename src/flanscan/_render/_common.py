@@ -20,6 +20,7 @@ from flanscan._model import (
     FindingStatus,
     KevEntry,
     Location,
+    MatchSource,
     Report,
     ServiceFinding,
     ServiceReport,
@@ -28,6 +29,16 @@ from flanscan._model import (
 )
 
 GENERATOR = "Flan Scan"
+
+SOURCE_LABELS: dict[MatchSource, str] = {
+    MatchSource.NVD: "NVD configurations",
+    MatchSource.OVERRIDE: "anchore nvd-data-overrides",
+    MatchSource.CNA: "CVE 5 record (CNA)",
+    MatchSource.ADP: "CVE 5 record (CISA ADP)",
+    MatchSource.DISTRIBUTION: "distribution-derived upstream fix",
+    MatchSource.DESCRIPTION: "description text",
+    MatchSource.VULNERS: "vulners NSE script",
+}
 NVD_DETAIL = "https://nvd.nist.gov/vuln/detail/"
 
 # Highest first, the order every summary shows severities in.
@@ -189,9 +200,12 @@ def finding_locations(sf: ServiceFinding, svc: ServiceReport) -> tuple[Location,
 
 def evidence_lines(finding: Finding) -> list[str]:
     """Why a finding is there, as plain sentences: match, platform, alias, distribution, rule."""
-    lines: list[str] = []
+    lines: list[str] = [
+        f"source: {SOURCE_LABELS[finding.match_source]}; confidence {finding.source_confidence}"
+    ]
     for ev in finding.evidence:
-        line = f"NVD criteria {ev.criteria} {ev.version_range}"
+        what = "NVD criteria" if ev.record is None else "statement"
+        line = f"{what} {ev.criteria} {ev.version_range}"
         detected = [d for d in (ev.detected_version, ev.detected_cpe) if d]
         if detected:
             line += "; detected " + " / ".join(detected)
@@ -201,6 +215,8 @@ def evidence_lines(finding: Finding) -> list[str]:
         lines.extend(f"platform condition: {cond}" for cond in ev.platform_conditions)
         if ev.alias:
             lines.append(f"name alias: {ev.alias}")
+        if ev.record:
+            lines.append(f"record: {ev.record}")
     dist = finding.distribution
     if dist is not None:
         build = " ".join(

@@ -75,7 +75,12 @@ def _finding(sf: ServiceFinding) -> Json:
         "url": vuln_url(v),
         "source": clean(v.source),
         "is_exploit": v.is_exploit,
-        "confidence": f.confidence.value,
+        "ssvc": None
+        if v.ssvc_exploitation is None and v.ssvc_automatable is None
+        else {"exploitation": _s(v.ssvc_exploitation), "automatable": _s(v.ssvc_automatable)},
+        "match": f.confidence.value,
+        "match_source": f.match_source.value,
+        "confidence": f.source_confidence.value,
         "status": f.status.value,
         "evidence": [
             {
@@ -86,6 +91,7 @@ def _finding(sf: ServiceFinding) -> Json:
                 "banner": clean(ev.banner),
                 "platform_conditions": _strs(ev.platform_conditions),
                 "alias": _s(ev.alias),
+                "record": _s(ev.record),
             }
             for ev in f.evidence
         ],

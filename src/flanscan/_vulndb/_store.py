@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from flanscan._errors import VulnDbError
-from flanscan._lookup import CveConfigurations
+from flanscan._lookup import AffectedData, CveConfigurations, UnstableFix
 from flanscan._model import CvssScore, KevEntry, VulnDbSummary, Vulnerability
+from flanscan._vulndb._affected import SourceFigures, source_figures
 from flanscan._vulndb._schema import SCHEMA_VERSION, schema_version
 from flanscan._vulndb.sources import REGISTRY, load_source
 from flanscan._vulndb.sources.nvd import normalize_name, unpack_json
@@ -31,6 +33,7 @@ class SourceStatus:
     data_date: str | None
     imported_at: str
     detail: str | None = None
+    figures: SourceFigures = field(default_factory=SourceFigures)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class VulnDb:
         self.path = path
         self._candidates: dict[tuple[str, str], tuple[CveConfigurations, ...]] = {}
         self._vulns: dict[str, Vulnerability] = {}
+        self._affected: dict[tuple[str, ...], tuple[AffectedData, ...]] = {}
+        self._unstable_packages: tuple[str, ...] | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> VulnDb:
@@ -155,6 +160,59 @@ class VulnDb:
         self._candidates[key] = result
         return result
 
+    def affected_candidates(self, names: Sequence[str]) -> Sequence[AffectedData]:
+        """CVE 5 and override statements indexed under any of `names` (see `_affected.py`)."""
+        key = tuple(sorted(set(names)))
+        hit = self._affected.get(key)
+        if hit is not None:
+            return hit
+        if not self.has_table("affected_name"):
+            self._affected[key] = ()
+            return ()
+        marks = ",".join("?" * len(key))
+        rows = self._conn.execute(
+            "SELECT DISTINCT a.cve_id, a.source, a.data FROM affected_name n"
+            " JOIN affected a ON a.cve_id = n.cve_id AND a.source = n.source"
+            f" WHERE n.name IN ({marks}) ORDER BY a.cve_id, a.source",
+            key,
+        ).fetchall()
+        result = tuple(AffectedData(c, s, unpack_json(d)) for c, s, d in rows)
+        if len(self._affected) >= _CANDIDATE_CACHE:
+            self._affected.clear()
+        self._affected[key] = result
+        return result
+
+    def debian_packages(self) -> Sequence[str]:
+        """Source packages with Debian unstable rows (from the tracker's data/CVE/list)."""
+        if self._unstable_packages is None:
+            self._unstable_packages = (
+                tuple(
+                    p
+                    for (p,) in self._conn.execute(
+                        "SELECT DISTINCT package FROM distro_fix"
+                        " WHERE distribution = 'debian' AND release = 'sid'"
+                    )
+                )
+                if self.has_table("distro_fix")
+                else ()
+            )
+        return self._unstable_packages
+
+    def unstable_fixes(self, packages: Sequence[str]) -> Sequence[UnstableFix]:
+        """Debian unstable's fixed versions (or "0", never affected) for these packages."""
+        if not packages or not self.has_table("distro_fix"):
+            return ()
+        marks = ",".join("?" * len(packages))
+        return tuple(
+            UnstableFix(c, p, f, n)
+            for c, p, f, n in self._conn.execute(
+                "SELECT cve_id, package, fixed_version, note FROM distro_fix"
+                " WHERE distribution = 'debian' AND release = 'sid'"
+                f" AND package IN ({marks}) ORDER BY cve_id",
+                list(packages),
+            )
+        )
+
     def vulnerabilities(self, cve_ids: Iterable[str]) -> dict[str, Vulnerability]:
         """Scores, summary, CWE, KEV and EPSS for the given CVE ids that exist."""
         wanted = {c.strip().upper() for c in cve_ids}
@@ -174,7 +232,42 @@ class VulnDb:
             ):
                 vuln = _vulnerability(row)
                 self._vulns[vuln.id] = out[vuln.id] = vuln
+            self._add_cve5_only(chunk, out)
+            self._add_ssvc(chunk, out)
         return out
+
+    def _add_cve5_only(self, chunk: list[str], out: dict[str, Vulnerability]) -> None:
+        """CVEs the NVD does not have yet, known from their CVE 5 record."""
+        absent = [c for c in chunk if c not in out]
+        if not absent or not self.has_table("affected_record"):
+            return
+        marks = ",".join("?" * len(absent))
+        for cve_id, blob in self._conn.execute(
+            f"SELECT cve_id, data FROM affected WHERE source = 'cve5' AND cve_id IN ({marks})",
+            absent,
+        ):
+            data = unpack_json(blob)
+            summary = data.get("summary") if isinstance(data, dict) else None
+            vuln = Vulnerability(
+                id=cve_id,
+                summary=summary if isinstance(summary, str) else None,
+                url=NVD_URL + cve_id,
+                source="cve5",
+            )
+            self._vulns[cve_id] = out[cve_id] = vuln
+
+    def _add_ssvc(self, chunk: list[str], out: dict[str, Vulnerability]) -> None:
+        if not self.has_table("ssvc"):
+            return
+        marks = ",".join("?" * len(chunk))
+        for cve_id, exploitation, automatable in self._conn.execute(
+            f"SELECT cve_id, exploitation, automatable FROM ssvc WHERE cve_id IN ({marks})", chunk
+        ):
+            if cve_id in out:
+                vuln = dataclasses.replace(
+                    out[cve_id], ssvc_exploitation=exploitation, ssvc_automatable=automatable
+                )
+                self._vulns[cve_id] = out[cve_id] = vuln
 
     # ------------------------------------------------------------------ status
 
@@ -194,7 +287,8 @@ class VulnDb:
             "SELECT name, data_date, imported_at, detail FROM sources"
         ):
             title = load_source(name).title if name in REGISTRY else name
-            sources.append(SourceStatus(name, title, data_date, imported_at, detail))
+            figures = source_figures(self._conn, name)
+            sources.append(SourceStatus(name, title, data_date, imported_at, detail, figures))
         order = list(REGISTRY)
         sources.sort(key=lambda s: (order.index(s.name) if s.name in order else 99, s.name))
         return sources

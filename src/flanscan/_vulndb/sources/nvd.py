@@ -412,15 +412,16 @@ def merge_records(conn: sqlite3.Connection, records: Sequence[ParsedRecord]) -> 
             cve_rows.append(rec[3])
             product_rows.extend((v, p, cve_id) for v, p in rec[4])
             if rec[5] is not None:
-                affected_rows.append((cve_id, "cve5", rec[5]))
+                affected_rows.append((cve_id, NAME, rec[5]))
             elif old is not None:
-                conn.execute("DELETE FROM affected WHERE cve_id = ? AND source = 'cve5'", (cve_id,))
+                conn.execute("DELETE FROM affected WHERE cve_id = ? AND source = ?", (cve_id, NAME))
             if tomb is not None:
                 conn.execute("DELETE FROM cve_rejected WHERE id = ?", (cve_id,))
             existing[cve_id] = (last_modified, rec[3][10])
         if gone:
             conn.executemany("DELETE FROM cve WHERE id = ?", gone)
-            conn.executemany("DELETE FROM affected WHERE cve_id = ?", gone)
+            # Only the NVD's own row: other sources' data goes with their own rejections.
+            conn.executemany(f"DELETE FROM affected WHERE cve_id = ? AND source = '{NAME}'", gone)
         conn.executemany(
             "INSERT OR REPLACE INTO cve(id, published, last_modified, status, summary, cvss_score,"
             " cvss_version, cvss_vector, cvss_source, cwes, configurations)"
@@ -486,6 +487,8 @@ class NvdSource:
 
     def sniff(self, probe: ContentProbe) -> bool:
         top = probe.keys_at("")
+        if "_annotation" in top:
+            return False  # an anchore override: NVD-shaped, but another source's
         if {"CVE_Items", "CVE_data_format", "CVE_data_version"} & set(top):
             return True  # NVD 1.x: ours, and refused with a clear message at import
         if probe.value_at("format") == "NVD_CVE" or "cve" in top:
