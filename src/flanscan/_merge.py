@@ -19,6 +19,7 @@ from typing import Any
 from flanscan._errors import DeliveryError, EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
 from flanscan._pipeline import ReportOptions, RunOutcome, finish_report, report_from_xml
+from flanscan._safefile import write_atomic
 from flanscan._scopecheck import ScopeCheck, scope_of
 from flanscan._shard import Shard, shard_from_dir_name, shard_targets
 from flanscan._storage import (
@@ -28,6 +29,7 @@ from flanscan._storage import (
     RetryPolicy,
     Sink,
     StorageError,
+    checked_key,
     open_sink,
     retrying,
 )
@@ -309,7 +311,8 @@ def download_run(sink: Sink, dest: Path) -> int:
         keys = [k for k in retrying(lambda: sink.list(), policy) if "/" in k]
         keys = [k for k in keys if shard_from_dir_name(k.split("/", 1)[0]) is not None]
         for key in keys:
-            retrying(lambda k=key: sink.get_file(k, dest.joinpath(*k.split("/"))), policy)  # type: ignore[misc]
+            local = dest.joinpath(*checked_key(key))  # a key with ".." never leaves dest
+            retrying(lambda k=key, p=local: sink.get_file(k, p), policy)  # type: ignore[misc]
     except StorageError as exc:
         raise EnvironmentProblem(f"cannot read {sink.url}: {exc}") from None
     return len(keys)
@@ -352,8 +355,7 @@ def _write_merge_record(path: Path, run: RunShards, source: str, reports: Sequen
         "incomplete": [s.shard.index for s in run.incomplete],
         "reports": [p.name for p in reports],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def upload_merged(sink: Sink, out: Path, files: Sequence[Path]) -> None:

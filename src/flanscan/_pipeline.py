@@ -23,6 +23,7 @@ from flanscan._model import (
     Severity,
     SourceConfidence,
 )
+from flanscan._safefile import write_atomic
 
 if TYPE_CHECKING:
     from flanscan._scopecheck import ScopeCheck
@@ -190,10 +191,7 @@ def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Pat
         targets = [(fmt, out / f"report.{fmt}") for fmt in formats]
     written = []
     for fmt, path in targets:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(render(report, fmt))
-        tmp.replace(path)
+        write_atomic(path, render(report, fmt))
         written.append(path)
     return written
 

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from flanscan._safefile import write_atomic
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace `path` with `data` as indented JSON (write to a temporary file, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:

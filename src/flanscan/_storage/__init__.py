@@ -19,6 +19,7 @@ from flanscan._storage._sink import (
     Location,
     Sink,
     StorageError,
+    checked_key,
     open_sink,
     parse_location,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "RunUploader",
     "Sink",
     "StorageError",
+    "checked_key",
     "done_record",
     "legacy_formats",
     "legacy_output",

@@ -20,6 +20,7 @@ from typing import Any
 
 from flanscan import __version__
 from flanscan._errors import DeliveryError, UsageError
+from flanscan._safefile import write_atomic
 from flanscan._shard import Shard, parse_shard, select_shard, shard_from_env
 from flanscan._storage._retry import RetryPolicy, retrying
 from flanscan._storage._sink import Location, Sink, StorageError, open_sink, parse_location
@@ -284,6 +285,4 @@ def plan_fleet_run(
 
 
 def _write_json(path: Path, data: dict[str, object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

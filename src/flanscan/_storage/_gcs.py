@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flanscan._storage._sink import StorageError
+from flanscan._safefile import fill_atomic
+from flanscan._storage._sink import StorageError, checked_key
 
 T = TypeVar("T")
 
@@ -56,6 +57,7 @@ class GcsSink:
         return self._bucket
 
     def _key(self, key: str) -> str:
+        checked_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -93,12 +95,14 @@ class GcsSink:
         )
 
     def get_file(self, key: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
         blob_name = self._key(key)
         self._call(
             f"download gs://{self.bucket_name}/{blob_name}",
-            lambda: self.bucket.blob(blob_name).download_to_filename(
-                str(local), timeout=_TIMEOUT, retry=None
+            lambda: fill_atomic(
+                local,
+                lambda tmp: self.bucket.blob(blob_name).download_to_filename(
+                    tmp, timeout=_TIMEOUT, retry=None
+                ),
             ),
         )
 

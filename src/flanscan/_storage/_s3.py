@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flanscan._storage._sink import StorageError
+from flanscan._safefile import fill_atomic
+from flanscan._storage._sink import StorageError, checked_key
 
 T = TypeVar("T")
 
@@ -62,6 +63,7 @@ class S3Sink:
         return self._client
 
     def _key(self, key: str) -> str:
+        checked_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -104,10 +106,11 @@ class S3Sink:
         )
 
     def get_file(self, key: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
         self._call(
             f"download s3://{self.bucket}/{self._key(key)}",
-            lambda: self.client.download_file(self.bucket, self._key(key), str(local)),
+            lambda: fill_atomic(
+                local, lambda tmp: self.client.download_file(self.bucket, self._key(key), tmp)
+            ),
         )
 
     def list(self, prefix: str = "") -> list[str]:

@@ -6,13 +6,13 @@ below the sink's base (a directory, or a bucket prefix).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from flanscan._errors import UsageError
+from flanscan._safefile import UnsafeKey, copy_atomic, key_parts
 
 
 class StorageError(Exception):
@@ -22,6 +22,17 @@ class StorageError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+def checked_key(key: str) -> tuple[str, ...]:
+    """The components of an object key; a permanent StorageError for a key that would leave
+    its directory once written to disk (`..`, `.`, empty components, absolute). Checked by
+    every sink for every key it writes, reads or lists, and by every download."""
+    try:
+        # A listing prefix ends in "/": that last separator is not an empty component.
+        return key_parts(key[:-1] if key.endswith("/") else key)
+    except UnsafeKey as exc:
+        raise StorageError(str(exc), permanent=True) from None
 
 
 class Sink(Protocol):
@@ -100,20 +111,14 @@ class LocalSink:
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        parts = [p for p in key.split("/") if p]
-        if any(p in (".", "..") for p in parts):
-            raise StorageError(f"refusing key {key!r} (path traversal)", permanent=True)
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*checked_key(key))
 
     def put_file(self, local: Path, key: str) -> None:
         dest = self._path(key)
         if dest.resolve() == local.resolve():
             return
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".part")
-            shutil.copyfile(local, tmp)
-            tmp.replace(dest)
+            copy_atomic(local, dest)
         except OSError as exc:
             raise StorageError(f"{dest}: {exc.strerror or exc}") from None
 
@@ -122,8 +127,7 @@ class LocalSink:
         if src.resolve() == local.resolve():
             return
         try:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, local)
+            copy_atomic(src, local)
         except FileNotFoundError:
             raise StorageError(f"{src}: no such file", permanent=True) from None
         except OSError as exc:

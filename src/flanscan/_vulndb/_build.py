@@ -79,6 +79,45 @@ def _existing_schema(db_path: Path) -> int | None:
         return None
 
 
+def _sqlite_tables(db_path: Path) -> set[str] | None:
+    """The table names of a SQLite file, or None when it is not a readable SQLite database."""
+    try:
+        with db_path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return None
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return None
+    return {str(r[0]) for r in rows}
+
+
+def check_replaceable(db_path: Path) -> None:
+    """Refuse to build over anything but a Flan Scan vulnerability database (or nothing): a
+    history database or a text file given as --db by mistake must never be replaced."""
+    if not db_path.exists() and not db_path.is_symlink():
+        return
+    if db_path.is_file():
+        tables = _sqlite_tables(db_path)
+        if tables is not None and {"meta", "cve"} <= tables:
+            return
+        if tables is None:
+            what = "not a SQLite database"
+        elif "runs" in tables and "schema_version" in tables:
+            what = "a Flan Scan history database"
+        else:
+            what = "a SQLite database of something else"
+    else:
+        what = "not a regular file"
+    raise VulnDbError(
+        f"{db_path}: {what}, not a vulnerability database; left untouched: give --db a new "
+        "file name or the path of a Flan Scan vulnerability database"
+    )
+
+
 def _open_current(db_path: Path) -> sqlite3.Connection | None:
     """The current database read-only, if it is one this version can extend."""
     if _existing_schema(db_path) != SCHEMA_VERSION:
@@ -108,6 +147,7 @@ def _build_locked(
     fresh: bool,
     progress: Progress,
 ) -> None:
+    check_replaceable(db_path)  # again under the lock: the file may have changed meanwhile
     new = new_db_path(db_path)
     new.unlink(missing_ok=True)  # left over from an interrupted run (we hold the lock)
     existing = _existing_schema(db_path)
@@ -222,6 +262,7 @@ def import_paths(
     """`flan db import`: add files copied by hand to the database (or build it), atomically."""
     if not paths:
         raise VulnDbError(f"nothing to import: give {IMPORT_KINDS} (files or directories)")
+    check_replaceable(db_path)
     files, skipped = classify([Path(p) for p in paths])
     if not any(files.values()):
         raise VulnDbError(
@@ -258,6 +299,7 @@ def update_db(
     urls = urls or {}
     sources = [s for s in all_sources() if only is None or s.name in only]
     dest = download_dir(db_path)
+    check_replaceable(db_path)
     with db_lock(db_path):
         current = _open_current(db_path)
         fresh = current is None

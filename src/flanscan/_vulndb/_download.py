@@ -10,6 +10,7 @@ import httpx
 
 from flanscan import __version__
 from flanscan._errors import VulnDbError
+from flanscan._safefile import open_append_nofollow
 from flanscan._vulndb._files import READ_ERRORS, feed_error
 from flanscan._vulndb._progress import Progress
 from flanscan._vulndb.sources import RemoteFile
@@ -134,7 +135,10 @@ def _fetch(client: httpx.Client, remote: RemoteFile, part: Path, progress: Progr
                 total = offset + int(length) if length and length.isdigit() else remote.size
                 task = progress.task(f"Downloading {remote.name}", total=total)
                 task.advance(offset)
-                with part.open("ab" if offset else "wb") as out:
+                if not offset:
+                    part.unlink(missing_ok=True)
+                # O_NOFOLLOW: a symlink planted at the .part name is refused, not written through.
+                with open_append_nofollow(part) as out:
                     for chunk in response.iter_raw():
                         out.write(chunk)
                         task.advance(len(chunk))
