@@ -3,7 +3,8 @@ no packet leaves the machine whatever flan passes it.
 
 The XML lists the hosts in FAKE_NMAP_HOSTS (comma-separated; default: none), each up with one
 open ssh port, whatever the targets: a test can make "Nmap" report a host outside the scope.
-Each call appends its argv as one JSON line to FAKE_NMAP_LOG.
+Each call appends its argv as one JSON line to FAKE_NMAP_LOG. With FAKE_NMAP_SLEEP=SECONDS it
+creates its XML file empty and waits that long before writing it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ with open(os.environ["FAKE_NMAP_LOG"], "a") as log:
     log.write(json.dumps(argv) + "\n")
 out = argv[argv.index("-oX") + 1] if "-oX" in argv else None
 hosts = [h for h in os.environ.get("FAKE_NMAP_HOSTS", "").split(",") if h]
+if out and os.environ.get("FAKE_NMAP_SLEEP"):  # like Nmap: the file exists before its first byte
+    open(out, "w").close()
+    time.sleep(float(os.environ["FAKE_NMAP_SLEEP"]))
 now = int(time.time())
 parts = ['<?xml version="1.0"?>',
          '<nmaprun scanner="nmap" args=%s start="%d" version="7.93" xmloutputversion="1.05">'

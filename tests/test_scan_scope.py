@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +220,27 @@ def test_hosts_outside_the_scope_are_named_and_left_out(fake_nmap: FakeNmap) -> 
     r = _flan(fake_nmap, "report", "--no-db", "-f", "json", "-o", str(out), str(run))
     assert r.returncode == 0 and f"warning: {line}" in r.stderr
     assert {h["address"] for h in json.loads(out.read_text())["hosts"]} == {"127.0.0.1"}
+
+
+def test_a_worker_stopped_before_nmap_wrote_anything_has_no_xml(fake_nmap: FakeNmap) -> None:
+    fake_nmap.hosts("127.0.0.1")
+    fake_nmap.env["FAKE_NMAP_SLEEP"] = "120"
+    run = fake_nmap.bin_dir.parent / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flanscan", "scan", "--no-db", "-f", "json", "--output-dir",
+         str(run), "127.0.0.1"],
+        env=fake_nmap.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    xml = run / "xml" / "scan-01.xml"
+    deadline = time.monotonic() + 60
+    while not xml.exists():  # the fake created its (empty) XML and waits
+        assert proc.poll() is None and time.monotonic() < deadline, "the fake nmap never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert not xml.exists()  # no empty file left behind
+    (worker,) = json.loads((run / "run.json").read_text())["workers"]
+    assert worker["status"] == "interrupted" and worker["xml"] is None
+    report = json.loads((run / "report.json").read_text())
+    assert report["scan"]["incomplete_targets"] == ["127.0.0.1"]

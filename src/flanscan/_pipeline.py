@@ -242,7 +242,10 @@ def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) 
     from flanscan._scopecheck import ScopeCheck, scope_of
 
     check = ScopeCheck(scope_of(scan.targets, scan.excluded, "run.json")) if scan else None
-    report = report_from_xml([run_dir], options, scan=scan, check=check)
+    # The scan's own list of XML it wrote: an interrupted scan may have none yet, and its
+    # report (of nothing checked) is still written.
+    paths = [Path(p) for p in scan.xml_files] if scan is not None else [run_dir]
+    report = report_from_xml(paths, options, scan=scan, check=check)
     outcome = RunOutcome()
     if check is not None:
         outcome.messages.extend(f"warning: {line}" for line in check.warnings())

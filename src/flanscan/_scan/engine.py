@@ -76,7 +76,7 @@ class WorkerStatus:
     phase: str  # "scan" | "discovery" | "service"
     targets: tuple[str, ...]
     command: tuple[str, ...]
-    xml: Path  # relative to the run directory
+    xml: Path | None  # relative to the run directory; None when Nmap wrote no byte of XML
     log: Path
     status: str = "pending"  # pending | running | done | failed | interrupted | not-started
     exit_code: int | None = None
@@ -92,7 +92,7 @@ class WorkerStatus:
             "targets": list(self.targets),
             "hosts": self.hosts,
             "command": mask_command(shlex.join(self.command)),
-            "xml": str(self.xml),
+            "xml": str(self.xml) if self.xml is not None else None,
             "log": str(self.log),
             "status": self.status,
             "exit_code": self.exit_code,
@@ -130,7 +130,7 @@ class ScanResult:
     @property
     def xml_files(self) -> tuple[Path, ...]:
         """Absolute paths of the XML files Nmap wrote (empty files left out)."""
-        paths = [self.run_dir / w.xml for w in self.workers if w.status != "not-started"]
+        paths = [self.run_dir / w.xml for w in self.workers if w.xml is not None]
         return tuple(p for p in paths if p.is_file() and p.stat().st_size > 0)
 
     @property
@@ -674,6 +674,24 @@ class _Run:
 
     # ---------------------------------------------------------------- results
 
+    def drop_empty_xml(self) -> None:
+        """A worker stopped before Nmap wrote anything has no XML: its empty file is removed and
+        run.json says `"xml": null` (its targets are listed as not checked)."""
+        for job in self.jobs:
+            xml = job.status.xml
+            if xml is None or job.status.status == "done":
+                continue
+            if job.proc is not None and job.proc.returncode is None:
+                continue  # still running after the drain: Nmap may yet write to it
+            path = self.run_dir / xml
+            try:
+                empty = path.stat().st_size == 0
+            except FileNotFoundError:
+                empty = True
+            if empty:
+                path.unlink(missing_ok=True)
+                job.status = replace(job.status, xml=None)
+
     def incomplete(self) -> list[str]:
         targets: list[str] = []
         for job in self.jobs:
@@ -837,6 +855,7 @@ def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> Scan
         run.execute()
     finally:
         end = _now()
+        run.drop_empty_xml()
         run.finish_warnings()
         result = run.result(end)
         run.write_runfile(end, result)
