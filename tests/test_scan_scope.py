@@ -5,6 +5,7 @@ the machine). The hostile inputs live in tests/data/hostile/."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import shlex
 import signal
@@ -244,3 +245,21 @@ def test_a_worker_stopped_before_nmap_wrote_anything_has_no_xml(fake_nmap: FakeN
     assert worker["status"] == "interrupted" and worker["xml"] is None
     report = json.loads((run / "report.json").read_text())
     assert report["scan"]["incomplete_targets"] == ["127.0.0.1"]
+
+
+def test_random_target_notation_is_read_or_refused_in_one_line() -> None:
+    """Random strings over the characters of every notation (and look-alikes): each one is a
+    target or a UsageError, never another exception."""
+    from flanscan._targets import TargetSet, check_scope, parse_target
+
+    pieces = [*"0123456789abcdefABCDEF.:/-*,%[] \t", "١", "２", "\u200b", "ü", "::", "255",
+              "256", "/0", "/128", "ffff", "0x", "#"]  # fmt: skip
+    rng = random.Random(13)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        try:
+            spec = parse_target(text, "arg")
+            check_scope([spec], [], 1 << 20)
+            TargetSet.build([spec]).nmap_targets()
+        except UsageError as exc:
+            assert "\n" not in str(exc)
