@@ -134,10 +134,12 @@ def test_worker_xml_is_uploaded_as_soon_as_the_worker_ends(cloud: CloudEnv, tmp_
     done.write_text('{"status": "complete"}')
     assert uploader.finish([report], done) == {}
     keys = sink.list("r1/")
-    assert keys == sorted(
-        f"r1/shard-0-of-2/{k}"
-        for k in ("run.json", "xml/scan-01.xml", "xml/scan-02.xml", "report.json", "done.json")
-    )
+    names = ("run.json", "xml/scan-01.xml", "xml/scan-02.xml", "report.json", "done.json")
+    assert keys == sorted(f"r1/shard-0-of-2/{k}" for k in (*names, "uploads.json"))
+    # The manifest names every key the run wrote (a retried shard removes only those).
+    listed = tmp_path / "uploads.json"
+    sink.get_file("r1/shard-0-of-2/uploads.json", listed)
+    assert json.loads(listed.read_text())["keys"] == keys
     back = tmp_path / "back.xml"
     sink.get_file("r1/shard-0-of-2/xml/scan-02.xml", back)
     assert back.read_text() == "<nmaprun>two</nmaprun>"
@@ -157,7 +159,7 @@ def test_failed_uploads_are_reported_and_done_json_withheld(
                            note=notes.append)  # fmt: skip
     cloud.stop()
     failures = uploader.finish([], done)
-    assert set(failures) == {"r2/xml/scan-01.xml", "r2/run.json", "r2/done.json"}
+    assert set(failures) == {"r2/xml/scan-01.xml", "r2/run.json", "r2/done.json"}, failures
     # The first file was tried three times; after that the store counts as broken: one try.
     assert sum("attempt" in n for n in notes) == 2
     assert (run_dir / "xml" / "scan-01.xml").read_text() == "<nmaprun/>"  # kept
@@ -186,12 +188,19 @@ def test_retried_shard_replaces_what_an_earlier_attempt_uploaded(tmp_path: Path)
     stale = store / "r9" / "shard-1-of-2" / "xml" / "service-0042.xml"
     stale.parent.mkdir(parents=True)
     stale.write_text("<nmaprun/>")
+    # The earlier attempt's manifest names what it uploaded; a file it does not name stays.
+    (store / "r9" / "shard-1-of-2" / "uploads.json").write_text(json.dumps(
+        {"keys": ["r9/shard-1-of-2/xml/service-0042.xml", "r9/shard-1-of-2/uploads.json",
+                  "r9/other/x.txt", "../../outside.txt"]}))  # fmt: skip
+    foreign = store / "r9" / "shard-1-of-2" / "notes.txt"
+    foreign.write_text("someone else's")
     notes: list[str] = []
     plan = plan_fleet_run(output=str(store), output_dir=tmp_path / "pod", shard="1/2",
                           run_id="r9", env={}, note=notes.append)  # fmt: skip
     specs = [parse_target("127.0.0.1-2", "test")]
     plan.begin(specs, [], len(plan.select(specs, [])))
     assert not stale.exists()
+    assert foreign.read_text() == "someone else's"
     assert any("earlier attempt" in n for n in notes)
     info = json.loads((store / "r9" / "shard-1-of-2" / "shard.json").read_text())
     assert info["targets"] == ["127.0.0.1-2"] and info["shard_targets"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 # Exit codes, documented in the README and `flan --help`.
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # --fail-on threshold reached (scan completed)
@@ -42,3 +44,15 @@ class DeliveryError(FlanError):
     """An alert or upload failed after retries; local results are kept."""
 
     exit_code = EXIT_DELIVERY
+
+
+def db_failure(exc: BaseException) -> str:
+    """One line for a database failure; a damaged SQLite file is called corrupt."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text or "corrupt" in text
+    ):
+        return f"the database file is corrupt ({text}); restore it from a backup or move it away"
+    if isinstance(exc, sqlite3.Error):
+        return f"{type(exc).__name__}: {text}"
+    return text

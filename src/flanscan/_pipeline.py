@@ -7,12 +7,21 @@ prints. Every stage works from files a user can keep, so a report can be rebuilt
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flanscan._errors import EXIT_DELIVERY, EXIT_FINDINGS, EXIT_OK, FlanError, UsageError
+from flanscan._errors import (
+    EXIT_DELIVERY,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    FlanError,
+    UsageError,
+    VulnDbError,
+    db_failure,
+)
 from flanscan._model import (
     Finding,
     HostObservation,
@@ -245,8 +254,20 @@ def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) 
     # The scan's own list of XML it wrote: an interrupted scan may have none yet, and its
     # report (of nothing checked) is still written.
     paths = [Path(p) for p in scan.xml_files] if scan is not None else [run_dir]
-    report = report_from_xml(paths, options, scan=scan, check=check)
     outcome = RunOutcome()
+    try:
+        report = report_from_xml(paths, options, scan=scan, check=check)
+    except (VulnDbError, sqlite3.Error) as exc:
+        # The database broke after the scan (corrupt, replaced, disk error): the scan's results
+        # still become reports, without CVEs, and the failure is named (exit 4).
+        outcome.messages.append(f"vulnerability matching failed: {db_failure(exc)}")
+        outcome.exit_code = EXIT_DELIVERY
+        check = ScopeCheck(scope_of(scan.targets, scan.excluded, "run.json")) if scan else None
+        no_db = dataclasses.replace(options, use_db=False)
+        report = report_from_xml(paths, no_db, scan=scan, check=check)
+        report = dataclasses.replace(
+            report, vulndb_note="vulnerability database failed during the report: no CVEs listed"
+        )
     if check is not None:
         outcome.messages.extend(f"warning: {line}" for line in check.warnings())
     finish_report(report, options, outcome, out=run_dir, source="scan")
@@ -274,6 +295,10 @@ def finish_report(
         except FlanError as exc:
             # The reports matter more than the record: write them, then say what failed.
             outcome.messages.append(f"history not recorded: {exc}")
+            outcome.exit_code = EXIT_DELIVERY
+        except Exception as exc:  # a database driver's error (disk full, corrupt file, ...)
+            where = options.history or str(out.parent / "history.sqlite3")
+            outcome.messages.append(f"history not recorded: {where}: {db_failure(exc)}")
             outcome.exit_code = EXIT_DELIVERY
 
     outcome.report_paths = write_reports(report, options.formats, out)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flanscan._errors import EnvironmentProblem
+from flanscan._errors import EnvironmentProblem, db_failure
 
 Row = tuple[Any, ...]
 
@@ -70,7 +70,8 @@ class SqliteDatabase(Database):
             self._conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
             raise EnvironmentProblem(
-                f"cannot open history database {path}: {exc}; pass --history with a writable path"
+                f"cannot open history database {path}: {db_failure(exc)}; pass --history with "
+                "a writable path"
             ) from exc
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:

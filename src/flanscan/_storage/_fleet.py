@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from flanscan._safefile import write_atomic
 from flanscan._shard import Shard, parse_shard, select_shard, shard_from_env
 from flanscan._storage._retry import RetryPolicy, retrying
 from flanscan._storage._sink import Location, Sink, StorageError, open_sink, parse_location
-from flanscan._storage._uploader import DONE_FILE, RunUploader
+from flanscan._storage._uploader import DONE_FILE, MANIFEST_FILE, RunUploader, read_manifest
 from flanscan._targets import TargetSpec
 
 RUN_ID_ENV = "FLAN_RUN_ID"
@@ -134,19 +135,7 @@ class FleetRun:
         if self.sink is None:
             return
         sink, policy = self.sink, RetryPolicy.from_env()
-        try:
-            stale = retrying(lambda: sink.list(self.key_prefix + "/"), policy)
-        except StorageError as exc:
-            stale = []
-            self.note(f"cannot list {self.remote_url} ({exc}); earlier files are not removed")
-        if stale:
-            self.note(
-                f"removing {len(stale)} file(s) of an earlier attempt under {self.remote_url}"
-            )
-            try:
-                sink.delete(stale)  # keys below the sink's base, as list() gives them
-            except StorageError as exc:
-                self.note(f"cannot remove earlier files ({exc})")
+        self._remove_earlier_attempt(sink, policy)
         self.uploader = RunUploader(sink, self.run_dir, self.key_prefix, note=self.note)
         if self.shard is not None and not self.uploader.upload(self.run_dir / SHARD_FILE):
             error = next(iter(self.uploader.failures.values()))
@@ -154,6 +143,30 @@ class FleetRun:
                 f"cannot write to {self.remote_url}: {error}; nothing was scanned "
                 "(check the bucket name and the credentials' write permission)"
             )
+
+    def _remove_earlier_attempt(self, sink: Sink, policy: RetryPolicy) -> None:
+        """Delete what an earlier attempt of this run uploaded, as its manifest lists it; files
+        the manifest does not name (other tools', a shared directory's) stay."""
+        prefix = f"{self.key_prefix}/" if self.key_prefix else ""
+        manifest_key = prefix + MANIFEST_FILE
+        try:
+            present = set(retrying(lambda: sink.list(prefix), policy))
+            if manifest_key not in present:
+                return
+            with tempfile.TemporaryDirectory(prefix="flan-manifest-") as tmp:
+                local = Path(tmp) / MANIFEST_FILE
+                retrying(lambda: sink.get_file(manifest_key, local), policy)
+                stale = [k for k in read_manifest(local, self.key_prefix) if k in present]
+        except StorageError as exc:
+            self.note(f"cannot read {self.remote_url} ({exc}); earlier files are not removed")
+            return
+        if not stale:
+            return
+        self.note(f"removing {len(stale)} file(s) of an earlier attempt under {self.remote_url}")
+        try:
+            sink.delete(stale)  # keys below the sink's base, as list() gives them
+        except StorageError as exc:
+            self.note(f"cannot remove earlier files ({exc})")
 
     @contextmanager
     def uploading(self) -> Any:
@@ -259,7 +272,7 @@ def plan_fleet_run(
         if destination is not None and not destination.is_remote:
             base = Path(destination.prefix)
         run_dir = base.joinpath(*parts) if rid else default_run_dir(base)
-    rid = rid or run_dir.name
+    rid = rid or run_dir.resolve().name  # resolved: `--output-dir .` has no name of its own
     key_prefix = "/".join([rid, *([chosen_shard.name] if chosen_shard else [])])
 
     sink: Sink | None = None

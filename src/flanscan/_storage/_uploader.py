@@ -9,6 +9,7 @@ workers in flight. Local files are never removed.
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ from flanscan._storage._sink import Sink, StorageError
 TERMINAL = frozenset({"done", "failed", "interrupted", "not-started"})
 # Written last: its presence says the shard's (or run's) upload finished.
 DONE_FILE = "done.json"
+# Every key this run uploads, written before the key itself: a retried shard removes only
+# what is listed here, never other files that happen to sit under the same prefix.
+MANIFEST_FILE = "uploads.json"
 
 
 class RunUploader:
@@ -51,11 +55,31 @@ class RunUploader:
         self._thread: threading.Thread | None = None
         self._broken = False
         self._last_states: tuple[tuple[str, str], ...] = ()
+        self._manifest: list[str] = []
 
     def key(self, path: Path) -> str:
         """The storage key of a file of the run directory."""
         rel = path.relative_to(self.run_dir).as_posix()
         return f"{self.key_prefix}/{rel}" if self.key_prefix else rel
+
+    @property
+    def manifest_key(self) -> str:
+        return f"{self.key_prefix}/{MANIFEST_FILE}" if self.key_prefix else MANIFEST_FILE
+
+    def _announce(
+        self, key: str, policy: RetryPolicy, on_retry: Callable[[int, StorageError], None]
+    ) -> None:
+        """Add `key` to the manifest in storage before the key itself is written."""
+        if key in self._manifest:
+            return
+        keys = sorted({*self._manifest, key, self.manifest_key})
+        with tempfile.TemporaryDirectory(prefix="flan-manifest-") as tmp:
+            local = Path(tmp) / MANIFEST_FILE
+            local.write_text(json.dumps({"keys": keys}, indent=1) + "\n", encoding="utf-8")
+            retrying(
+                lambda: self.sink.put_file(local, self.manifest_key), policy, on_retry=on_retry
+            )
+        self._manifest = keys
 
     def upload(self, path: Path, *, force: bool = False) -> bool:
         """Upload one file (unless already sent unchanged); False when every attempt failed."""
@@ -74,6 +98,7 @@ class RunUploader:
                 self.note(f"upload of {key} failed (attempt {attempt}), retrying: {exc}")
 
             try:
+                self._announce(key, policy, on_retry)
                 retrying(lambda: self.sink.put_file(path, key), policy, on_retry=on_retry)
             except StorageError as exc:
                 self.failures[key] = str(exc)
@@ -160,3 +185,16 @@ def _inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def read_manifest(path: Path, key_prefix: str) -> list[str]:
+    """The keys a run's manifest lists below `key_prefix/` (anything else in it is ignored)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    keys = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(keys, list):
+        return []
+    head = f"{key_prefix.strip('/')}/" if key_prefix.strip("/") else ""
+    return [k for k in keys if isinstance(k, str) and k.startswith(head) and k != head]

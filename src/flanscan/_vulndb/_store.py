@@ -26,6 +26,24 @@ _IN_CHUNK = 500
 BUILD_HINT = "build it with `flan db update` (online) or `flan db import FILES` (offline)"
 
 
+def _corrupt(path: Path) -> bool:
+    """A file with SQLite's header that SQLite cannot read: damaged, not merely foreign."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return False
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class SourceStatus:
     name: str
@@ -103,12 +121,13 @@ class VulnDb:
             raise VulnDbError(f"{path}: cannot read the vulnerability database ({exc})") from exc
         if version != SCHEMA_VERSION:
             conn.close()
-            what = (
-                "is not a Flan Scan vulnerability database"
-                if version is None
-                else (f"has schema version {version}, this Flan Scan reads {SCHEMA_VERSION}")
-            )
-            raise VulnDbError(f"{path} {what}: re{BUILD_HINT.removeprefix('build it')}")
+            if version is not None:
+                what = f"has schema version {version}, this Flan Scan reads {SCHEMA_VERSION}"
+            elif _corrupt(path):
+                what = "is corrupt (a damaged SQLite file)"
+            else:
+                what = "is not a Flan Scan vulnerability database"
+            raise VulnDbError(f"{path} {what}: re{BUILD_HINT}")
         return cls(conn, path)
 
     @property
