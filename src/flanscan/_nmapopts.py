@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Arity = Literal["none", "required", "optional"]
@@ -365,30 +368,49 @@ REFUSED_SCRIPT_ARGS = ("newtargets",)
 _SCRIPT_WORD = re.compile(r"[^\s,()]+")
 
 
+@functools.cache
+def installed_scripts() -> frozenset[str]:
+    """Names of the NSE scripts of the installed Nmap (empty when they cannot be found)."""
+    nmap = shutil.which("nmap")
+    places = [Path("/usr/share/nmap/scripts")]
+    if nmap is not None:
+        places.insert(0, Path(nmap).resolve().parent.parent / "share" / "nmap" / "scripts")
+    for place in places:
+        names = frozenset(p.stem for p in place.glob("*.nse")) if place.is_dir() else frozenset()
+        if names:
+            return names
+    return frozenset()
+
+
+def _refused_script(name: str) -> bool:
+    return name in REFUSED_SCRIPTS or any(
+        fnmatch.fnmatchcase(name, p) for p in REFUSED_SCRIPT_PATTERNS
+    )
+
+
 def script_problem(selection: str) -> str | None:
     """Why `--script SELECTION` is refused (a category, pattern or file flan cannot vouch for),
     or None."""
-    for word in _SCRIPT_WORD.findall(selection):
+    samples = [p.replace("*", "x") for p in REFUSED_SCRIPT_PATTERNS]
+    for word in _SCRIPT_WORD.findall(selection.lower()):
         if word in ("and", "or", "not"):
             continue
         if "/" in word or "\\" in word or word.startswith("."):
             return f"script {word!r} is a file path: only Nmap's installed scripts can be run"
-        name = word.removesuffix(".nse")
+        name = word.lstrip("+").removesuffix(".nse")  # +name forces a script to run
+        if any(c in name for c in "?[]"):
+            return f"script pattern {word!r}: write script names, or patterns with * only"
         if name in SCRIPT_CATEGORIES and name not in SAFE_SCRIPT_CATEGORIES:
             return (
                 f"script category {name!r} includes scripts that reach hosts which are not "
                 "targets or write files; name the scripts you want instead"
             )
-        samples = [p.replace("*", "x") for p in REFUSED_SCRIPT_PATTERNS]
-        for refused in (*REFUSED_SCRIPTS, *samples):
-            if fnmatch.fnmatchcase(refused, name):
+        for script in sorted({*installed_scripts(), *REFUSED_SCRIPTS, *samples}):
+            if _refused_script(script) and fnmatch.fnmatchcase(script, name):
                 return (
-                    f"script {word!r} selects {refused}, which reaches hosts that are not "
+                    f"script {word!r} selects {script}, which reaches hosts that are not "
                     "targets or writes files"
                 )
-        for pattern in REFUSED_SCRIPT_PATTERNS:
-            if fnmatch.fnmatchcase(name, pattern):
-                return f"script {word!r} reaches hosts that are not targets"
     return None
 
 
