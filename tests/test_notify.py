@@ -223,7 +223,8 @@ def test_email_with_credentials_from_environment(
     monkeypatch.setenv("FLAN_SMTP_USER", "scanner")
     monkeypatch.setenv("FLAN_SMTP_PASSWORD", "pw-9f8e")
     report, changes = runs()
-    url = f"smtp://{where}/?to=sec@lab.invalid,ops@lab.invalid&from=flan@lab.invalid"
+    # This server offers no STARTTLS: logging in needs the explicit smtp+insecure://.
+    url = f"smtp+insecure://{where}/?to=sec@lab.invalid,ops@lab.invalid&from=flan@lab.invalid"
     assert send_alerts([url], report, changes, retry=FAST) == []
     assert box.logins == [("scanner", "pw-9f8e")]
     ((sender, rcpts, raw),) = box.messages
@@ -242,10 +243,25 @@ def test_email_bad_password_is_a_failure_without_the_password(
     monkeypatch.setenv("FLAN_SMTP_USER", "scanner")
     monkeypatch.setenv("FLAN_SMTP_PASSWORD", "wrong-secret")
     report, changes = runs()
-    failures = send_alerts([f"smtp://{where}/?to=sec@lab.invalid"], report, changes, retry=FAST)
+    url = f"smtp+insecure://{where}/?to=sec@lab.invalid"
+    failures = send_alerts([url], report, changes, retry=FAST)
     assert len(failures) == 1 and failures[0].attempts == 1
     assert "wrong-secret" not in str(failures[0]) and "sec@lab.invalid" not in str(failures[0])
     assert box.messages == []
+
+
+def test_email_never_sends_the_password_in_clear_without_starttls(
+    smtp_server: tuple[str, _Mailbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where, box = smtp_server  # a server on loopback that offers no STARTTLS
+    monkeypatch.setenv("FLAN_SMTP_USER", "scanner")
+    monkeypatch.setenv("FLAN_SMTP_PASSWORD", "pw-9f8e")
+    report, changes = runs()
+    failures = send_alerts([f"smtp://{where}/?to=sec@lab.invalid"], report, changes, retry=FAST)
+    assert len(failures) == 1 and failures[0].attempts == 1  # retrying would not help
+    assert "not sent in clear" in str(failures[0]) and "smtp+insecure://" in str(failures[0])
+    assert "pw-9f8e" not in str(failures[0])
+    assert box.logins == [] and box.messages == []
 
 
 def test_notify_url_validation() -> None:
@@ -257,3 +273,9 @@ def test_notify_url_validation() -> None:
         check_notify_urls(["smtp://mail.invalid/"])
     with pytest.raises(UsageError, match="FLAN_SMTP_PASSWORD"):
         check_notify_urls(["smtp://u:p@mail.invalid/?to=a@b.invalid"])
+    check_notify_urls(["smtp+insecure://mail.invalid/?to=a@b.invalid"])
+    for crlf in ("a@b.invalid%0d%0aBcc:x@y.invalid", "a@b.invalid%0aX", "a@b.invalid%00"):
+        with pytest.raises(UsageError, match="line break or control"):
+            check_notify_urls([f"smtp://mail.invalid/?to={crlf}"])
+    with pytest.raises(UsageError, match="line break or control"):
+        check_notify_urls(["smtp://mail.invalid/?to=a@b.invalid&from=f@x.invalid%0d%0aBcc:z"])

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from flanscan._errors import FlanError
+from flanscan._errors import EXIT_USAGE, FlanError
+from flanscan._secrets import mask_text
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -85,8 +86,15 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FlanError as exc:
-            click.echo(f"flan: error: {exc}", err=True)
+            click.echo(f"flan: error: {mask_text(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            # A file or directory the user named or pointed flan at (read-only, full, missing):
+            # one line naming it, never a traceback.
+            where = f"{exc.filename}: " if exc.filename else ""
+            reason = exc.strerror or type(exc).__name__
+            click.echo(f"flan: error: {mask_text(where + reason)}", err=True)
+            sys.exit(EXIT_USAGE)
 
 
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)

@@ -16,6 +16,7 @@ from flanscan._cli._options import (
     delivery_options,
     format_option,
 )
+from flanscan._secrets import mask_text
 
 
 @click.command(
@@ -116,9 +117,9 @@ def merge(
     )
     outcome = merge_run(run_dir, options, out, source=location.url)
     for warning in outcome.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {mask_text(warning)}", err=True)
     for message in outcome.messages:
-        click.echo(message, err=True)
+        click.echo(mask_text(message), err=True)
     delivery = None
     if location.is_remote:
         try:

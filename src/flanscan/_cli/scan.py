@@ -23,6 +23,7 @@ from flanscan._cli._options import (
     format_option,
 )
 from flanscan._render import FORMATS
+from flanscan._secrets import mask_text
 from flanscan._targets import DEFAULT_MAX_HOSTS
 
 
@@ -319,7 +320,7 @@ def scan(
         if warning not in display.notes:
             click.echo(f"warning: {warning}", err=True)
     for message in outcome.messages:
-        click.echo(message, err=True)
+        click.echo(mask_text(message), err=True)
     # The first format asked for is "the report": its path is the last line printed.
     paths = outcome.report_paths
     for path in paths[1:] + paths[:1]:

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from flanscan._errors import EnvironmentProblem, db_failure
+from flanscan._secrets import mask_url
 
 Row = tuple[Any, ...]
 
@@ -22,13 +22,8 @@ _PG_LOCK_KEY = 0x464C414E  # "FLAN"
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, fit for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """The URL without its password (in the user part or the query), fit for messages."""
+    return mask_url(url)
 
 
 class Database:

@@ -17,7 +17,9 @@ from flanscan._model import ChangeSummary, Report, Severity
 from flanscan._notify._http import SLACK_PREFIX, is_slack, post_json, slack_payload
 from flanscan._notify._message import Alert, AlertEntry, build_alert
 from flanscan._notify._retry import PermanentFailure, RetryPolicy, with_retries
+from flanscan._notify._smtp import SCHEMES as SMTP_SCHEMES
 from flanscan._notify._smtp import parse_smtp_url, send_email
+from flanscan._secrets import mask_text
 
 __all__ = [
     "Alert",
@@ -41,12 +43,12 @@ class DeliveryFailure:
 
     def __str__(self) -> str:
         tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
-        return f"{self.destination}: {self.error} (after {tries})"
+        return mask_text(f"{self.destination}: {self.error} (after {tries})")
 
 
 def describe_destination(url: str) -> str:
     """Kind and host of an alert URL: webhook paths (Slack's is the secret) are left out."""
-    kind = "email" if url.startswith(("smtp://", "smtps://")) else (
+    kind = "email" if urlsplit(url).scheme in SMTP_SCHEMES else (
         "slack" if is_slack(url) else "webhook"
     )  # fmt: skip
     bare = url[len(SLACK_PREFIX) :] if url.startswith(SLACK_PREFIX) else url
@@ -59,21 +61,22 @@ def check_notify_urls(urls: Sequence[str]) -> None:
     """Reject unusable --notify values before scanning (UsageError naming the value)."""
     for url in urls:
         scheme = urlsplit(url).scheme
-        if scheme in ("smtp", "smtps"):
+        if scheme in SMTP_SCHEMES:
             parse_smtp_url(url)
         elif scheme in ("http", "https", "slack+https", "slack+http"):
             if not urlsplit(url).hostname:
                 raise UsageError(f"--notify {describe_destination(url)}: the URL has no host")
         else:
+            shown = f"{scheme}://..." if "://" in url else mask_text(url)
             raise UsageError(
-                f"--notify {url.split('://')[0]}://...: unsupported; use https:// (JSON "
-                "webhook), slack+https:// (Slack-compatible), smtp:// or smtps:// (email)"
+                f"--notify {shown}: unsupported; use https:// (JSON "
+                "webhook), slack+https:// (Slack-compatible), smtps:// or smtp:// (email)"
             )
 
 
 def _sender(url: str, alert: Alert, timeout: float) -> Callable[[], None]:
     scheme = urlsplit(url).scheme
-    if scheme in ("smtp", "smtps"):
+    if scheme in SMTP_SCHEMES:
         return lambda: send_email(url, alert, timeout)
     if is_slack(url):
         payload = slack_payload(alert)

@@ -1,6 +1,7 @@
 """Alerts by email: `smtp://host:port/?to=a@b.example&to=c@d.example` (STARTTLS when the server
 offers it; `starttls=require` to insist) or `smtps://` (TLS from the start). Credentials come
-from FLAN_SMTP_USER / FLAN_SMTP_PASSWORD and never appear in messages."""
+from FLAN_SMTP_USER / FLAN_SMTP_PASSWORD and never appear in messages. They are sent only over
+TLS: to log in to a server without STARTTLS, the URL must say `smtp+insecure://`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from flanscan._errors import UsageError
 from flanscan._notify._message import Alert, clean
 from flanscan._notify._retry import PermanentFailure, TransientFailure
 
+SCHEMES = ("smtp", "smtps", "smtp+insecure")
+
 
 @dataclass(frozen=True)
 class SmtpTarget:
@@ -23,6 +26,7 @@ class SmtpTarget:
     port: int
     implicit_tls: bool
     require_starttls: bool
+    allow_plain_login: bool  # smtp+insecure://: credentials may cross the network in clear
     recipients: tuple[str, ...]
     sender: str
     user: str | None
@@ -31,7 +35,7 @@ class SmtpTarget:
 def parse_smtp_url(url: str) -> SmtpTarget:
     """Read an smtp:// or smtps:// alert URL; UsageError naming what is missing."""
     parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+    if parts.scheme not in SCHEMES or not parts.hostname:
         raise UsageError(f"--notify {redact(url)}: expected smtp://HOST[:PORT]/?to=ADDRESS")
     if parts.password:
         raise UsageError(
@@ -41,6 +45,12 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     recipients = tuple(
         addr.strip() for value in query.get("to", []) for addr in value.split(",") if addr.strip()
     )
+    for addr in (*recipients, *query.get("from", [])):
+        if any(c in addr for c in "\r\n\0") or any(ord(c) < 32 for c in addr):
+            raise UsageError(
+                f"--notify {redact(url)}: an address holds a line break or control character; "
+                "give plain addresses"
+            )
     if not recipients:
         raise UsageError(f"--notify {redact(url)}: add the recipient, e.g. ?to=security@...")
     implicit = parts.scheme == "smtps"
@@ -49,6 +59,7 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         host=parts.hostname,
         port=parts.port or (465 if implicit else 25),
         implicit_tls=implicit,
+        allow_plain_login=parts.scheme == "smtp+insecure",
         require_starttls=(query.get("starttls") or [""])[0] == "require",
         recipients=recipients,
         sender=sender or f"flanscan@{socket.getfqdn()}",
@@ -85,13 +96,20 @@ def send_email(url: str, alert: Alert, timeout: float) -> None:
             smtp = smtplib.SMTP(target.host, target.port, timeout=timeout)
         with smtp:
             smtp.ehlo()
+            encrypted = target.implicit_tls
             if not target.implicit_tls:
                 if smtp.has_extn("starttls"):
                     smtp.starttls(context=context)
                     smtp.ehlo()
+                    encrypted = True
                 elif target.require_starttls:
                     raise PermanentFailure("server does not offer STARTTLS (starttls=require)")
             if target.user and password:
+                if not encrypted and not target.allow_plain_login:
+                    raise PermanentFailure(
+                        "server does not offer STARTTLS: the SMTP password is not sent in clear "
+                        "(use smtps://, or smtp+insecure:// to allow it)"
+                    )
                 smtp.login(target.user, password)
             smtp.send_message(email_message(alert, target))
     except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused) as exc:

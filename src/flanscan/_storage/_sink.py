@@ -13,6 +13,7 @@ from typing import Protocol
 
 from flanscan._errors import UsageError
 from flanscan._safefile import UnsafeKey, copy_atomic, key_parts
+from flanscan._secrets import mask_url
 
 
 class StorageError(Exception):
@@ -89,12 +90,14 @@ def parse_location(text: str, source: str = "--output") -> Location:
             bucket, _, prefix = rest.partition("/")
             if not bucket or "@" in bucket or ":" in bucket:
                 raise UsageError(
-                    f"{source} {text!r}: write {scheme}://BUCKET/PREFIX (no credentials in the "
-                    "URL: they come from the environment, profiles or workload identity)"
+                    f"{source} {mask_url(text)!r}: write {scheme}://BUCKET/PREFIX (no credentials "
+                    "in the URL: they come from the environment, profiles or workload identity)"
                 )
             return Location(scheme, bucket, prefix.strip("/"))
     if "://" in text:
-        raise UsageError(f"{source} {text!r}: use s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or a path")
+        raise UsageError(
+            f"{source} {mask_url(text)!r}: use s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or a path"
+        )
     if not text:
         raise UsageError(f"{source}: empty location")
     return Location("file", "", text)
