@@ -452,3 +452,38 @@ def test_a_truncated_archive_fails_and_keeps_the_previous_database(
     with pytest.raises(VulnDbError, match=r"cut\.(zip|tar).*(damaged|cut short|not a file)"):
         import_paths(db_path, [cut])
     assert db_path.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- possible tier
+
+
+def test_description_text_is_the_possible_tier(full: VulnDb) -> None:
+    cache = findings(full, service("Memcached", "1.6.18", "cpe:/a:memcached:memcached:1.6.18"))
+    possible = cache["CVE-2023-46853"]  # no record but NVD's text: "Memcached before 1.6.22"
+    assert possible.match_source is MatchSource.DESCRIPTION
+    assert possible.source_confidence is SourceConfidence.POSSIBLE
+    assert possible.evidence[0].criteria == "description: 'memcached before 1.6.22'"
+    assert "CVE-2023-46853" not in findings(
+        full, service("Memcached", "1.6.22", "cpe:/a:memcached:memcached:1.6.22")
+    )
+    kv = findings(full, redis("7.0.15"))
+    assert kv["CVE-2024-31449"].match_source is MatchSource.DESCRIPTION  # fixed per branch
+    assert "CVE-2024-31449" not in findings(full, redis("7.2.6"))
+    ssh = findings(full, openssh("9.2p1"))
+    assert ssh["CVE-2023-48795"].match_source is MatchSource.DESCRIPTION  # "OpenSSH before 9.6"
+    assert "CVE-2024-6409" not in ssh  # negative statements beat the text tier too
+
+
+def test_min_confidence_filters_what_is_reported(full: VulnDb) -> None:
+    from flanscan._model import HostObservation
+    from flanscan._pipeline import make_analyzer
+
+    svc = service("Memcached", "1.6.18", "cpe:/a:memcached:memcached:1.6.18")
+    host = HostObservation("127.0.0.1", services=(svc,))
+
+    def ids(level: str) -> set[str]:
+        return {f.id for f in make_analyzer(full, None, level)(host, svc)}
+
+    assert ids("possible") == {"CVE-2023-46852", "CVE-2023-46853"}
+    assert ids("medium") == {"CVE-2023-46852"}  # the default: description text left out
+    assert ids("high") == set()

@@ -61,6 +61,10 @@ class TierLookup(Protocol):
         """Debian unstable rows for these source packages."""
         ...
 
+    def description_candidates(self, product: str) -> Sequence[tuple[str, str]]:
+        """(CVE id, description) of CVEs without NVD configurations naming a registry product."""
+        ...
+
     def debian_packages(self) -> Sequence[str]:
         """Every source package name the distribution data mentions for unstable."""
         ...

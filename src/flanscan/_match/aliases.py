@@ -56,6 +56,7 @@ class ProductAlias:
     other_cpes: tuple[str, ...] = ()  # CPE names other sources (CISA ADP) use
     debian: tuple[str, ...] = ()  # Debian source package names (anchored regexes)
     versions: VersionScheme = "generic"
+    words: tuple[str, ...] = ()  # lower-case names in description text ("apache http server")
     _product_res: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False)
     _debian_res: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False)
 
@@ -120,6 +121,7 @@ def _entry(entry: dict[str, object]) -> ProductAlias:
         other_cpes=_strings(entry, "other_cpes"),
         debian=_strings(entry, "debian"),
         versions=cast(VersionScheme, scheme),
+        words=tuple(w.lower() for w in _strings(entry, "words")),
     )
 
 

@@ -6,13 +6,15 @@ Order of trust (docs/matching.md has examples from real records):
 3. the CVE 5 record's CNA container: `cpeApplicability` if it names the product, else the
    `affected` entries naming it (registry spellings, package name, or CPEs);
 4. the CISA ADP container's `affected` entries, only when they pass the sanity checks;
-5. a distribution-derived upstream fix (Debian unstable's fixed version, revision dropped).
+5. a distribution-derived upstream fix (Debian unstable's fixed version, revision dropped);
+6. description text ("Memcached before 1.6.22"): the `possible` tier (`description.py`).
 
 The first tier that says anything about the product decides, whatever it says: a lower tier
 never widens a higher one. Explicit negative statements win over weaker positives: a CNA/ADP
 `unaffected` (or `defaultStatus: unaffected`) decides "not affected" at its tier, and Debian's
 `<not-affected>` for unstable (the package never had the code) overrules ADP and distribution
-positives. Only known versions are matched here (product-only matching stays NVD-only).
+positives, and description text (the `possible` tier). Only known versions are matched here
+(product-only matching stays NVD-only).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from flanscan._lookup import AffectedData, TierLookup, UnstableFix
 from flanscan._match.aliases import ProductAlias, spelling_key
 from flanscan._match.cve5 import Verdict, adp_entry_is_sane, evaluate_entry
+from flanscan._match.description import DescriptionRange, description_affects, read_description
 from flanscan._match.versions import compare_versions
 from flanscan._model import MatchSource
 
@@ -75,6 +78,12 @@ def upstream_of_debian(version: str) -> str | None:
         text = text.rsplit("-", 1)[0]
     text = _DEB_SUFFIX.sub("", text)
     return text if text and text[0].isdigit() else None
+
+
+def _range_text(found: DescriptionRange) -> str:
+    if found.ranges:
+        return "; ".join(b.text() for b in found.ranges)
+    return "fixed in " + ", ".join(found.fixes) + " (per release branch)"
 
 
 def _cpe_pairs(cpes: Iterable[str]) -> set[tuple[str, str]]:
@@ -194,13 +203,33 @@ class TierMatcher:
             hit = outcome.hits.get(cve_id)
             if negative is not None and (hit is None or hit.source is MatchSource.ADP):
                 outcome.hits.pop(cve_id, None)
-                outcome.not_affected[cve_id] = f"Debian: {negative.package} <not-affected>" + (
-                    f" ({negative.note})" if negative.note else ""
+                why = f"Debian: {negative.package} <not-affected>"
+                outcome.not_affected.setdefault(
+                    cve_id, why + (f" ({negative.note})" if negative.note else "")
                 )
                 continue
             if not decided and cve_id in debian:
                 self._distribution(cve_id, debian[cve_id], version, outcome)
+        self._descriptions(version, nvd_decided, statements.keys() | debian.keys(), outcome)
         return outcome
+
+    def _descriptions(
+        self, version: str, nvd_decided: set[str], spoken: set[str], outcome: TierOutcome
+    ) -> None:
+        """The `possible` tier, for CVEs no other source says anything about for the product."""
+        if self.alias is None or not self.alias.words:
+            return
+        for cve_id, text in self.lookup.description_candidates(self.alias.key):
+            if cve_id in nvd_decided or cve_id in spoken or cve_id in outcome.hits:
+                continue
+            found = read_description(text, self.alias.words)
+            if found is None:
+                continue
+            if description_affects(found, version):
+                evidence = (
+                    (f"description: {found.phrase!r}", _range_text(found), (), "description text"),
+                )
+                outcome.hits[cve_id] = TierHit(cve_id, MatchSource.DESCRIPTION, evidence)
 
     def _override(self, cve_id: str, data: dict[str, Any], outcome: TierOutcome) -> None:
         found = self.evaluate_configs(data.get("configurations") or ())

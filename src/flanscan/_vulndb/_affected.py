@@ -9,6 +9,8 @@ one compact record in the core `affected` table, plus:
 - `affected_name(name, source, cve_id)`: the index the matcher reads: `s:vendor / product`
   (CVE 5 spelling, lower case), `p:packagename`, `c:vendor:product` (CPE names);
 - `ssvc(cve_id, exploitation, automatable, date)`: CISA's SSVC decision points;
+- `description_product(product, cve_id)`: CVEs without NVD configurations whose description
+  names a registry product (its `words`), rebuilt after every import: the `possible` tier;
 - `source_issue(source, seq, file, cve_id, reason)`: the first records not understood, and
   `source_count(source, key, value)`: how many (shown by `flan db status`).
 """
@@ -50,6 +52,11 @@ CREATE TABLE IF NOT EXISTS source_issue (
     reason TEXT NOT NULL,
     PRIMARY KEY (source, seq)
 );
+CREATE TABLE IF NOT EXISTS description_product (
+    product TEXT NOT NULL,
+    cve_id TEXT NOT NULL,
+    PRIMARY KEY (product, cve_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS source_count (
     source TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -58,7 +65,8 @@ CREATE TABLE IF NOT EXISTS source_count (
 );
 """
 
-SHOWN_ISSUES = 5  # records not understood named in notes and status; the rest are counted
+SHOWN_ISSUES = 5
+_WORDS_BATCH = 5000  # records not understood named in notes and status; the rest are counted
 _BATCH = 1000
 
 
@@ -192,6 +200,36 @@ class AffectedWriter:
             [(n, source, r.cve_id) for r in fresh for n in r.names],
         )
         self.tally.stored += len(fresh)
+
+
+def refresh_description_index(conn: sqlite3.Connection) -> None:
+    """Rebuild `description_product` from the descriptions of CVEs without NVD configurations
+    (NVD summaries, else the CVE 5 record's), by the registry's product words."""
+    from flanscan._match.aliases import ALIASES
+    from flanscan._vulndb.sources.nvd import unpack_json
+
+    words = [(a.key, a.words) for a in ALIASES if a.words]
+    conn.execute("DELETE FROM description_product")
+
+    # Read first, then write: the reading cursors must be finished before the inserts.
+    texts: list[tuple[str, str]] = conn.execute(
+        "SELECT id, summary FROM cve WHERE configurations IS NULL AND summary IS NOT NULL"
+    ).fetchall()
+    for cve_id, blob in conn.execute(
+        "SELECT a.cve_id, a.data FROM affected a WHERE a.source = 'cve5'"
+        " AND NOT EXISTS (SELECT 1 FROM cve c WHERE c.id = a.cve_id)"
+    ).fetchall():
+        summary = unpack_json(blob).get("summary")
+        if isinstance(summary, str):
+            texts.append((cve_id, summary))
+    batch: list[tuple[str, str]] = []
+    for cve_id, summary in texts:
+        low = summary.lower()
+        batch.extend((key, cve_id) for key, ws in words if any(w in low for w in ws))
+        if len(batch) >= _WORDS_BATCH:
+            conn.executemany("INSERT OR IGNORE INTO description_product VALUES (?,?)", batch)
+            batch.clear()
+    conn.executemany("INSERT OR IGNORE INTO description_product VALUES (?,?)", batch)
 
 
 def _delete(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flanscan._errors import VulnDbError
+from flanscan._vulndb._affected import refresh_description_index
 from flanscan._vulndb._files import probe_file
 from flanscan._vulndb._paths import download_dir, lock_path, new_db_path
 from flanscan._vulndb._progress import NULL_PROGRESS, Progress
@@ -170,6 +171,7 @@ def _build_locked(
         for source in sources:
             if files.get(source.name):
                 source.import_files(conn, files[source.name], progress)
+        refresh_description_index(conn)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('built_at', ?)", (now_iso(),))
         conn.commit()
         pages, free = (

@@ -201,6 +201,28 @@ class VulnDb:
         self._affected[key] = result
         return result
 
+    def description_candidates(self, product: str) -> Sequence[tuple[str, str]]:
+        """(CVE id, description) of CVEs without NVD configurations whose description names
+        the registry product `product` (the `possible` tier)."""
+        if not self.has_table("description_product"):
+            return ()
+        out: list[tuple[str, str]] = []
+        for cve_id, summary, blob in self._conn.execute(
+            "SELECT d.cve_id, c.summary, a.data FROM description_product d"
+            " LEFT JOIN cve c ON c.id = d.cve_id"
+            " LEFT JOIN affected a ON a.cve_id = d.cve_id AND a.source = 'cve5'"
+            "   AND c.id IS NULL"
+            " WHERE d.product = ? ORDER BY d.cve_id",
+            (product,),
+        ):
+            text = summary if isinstance(summary, str) else None
+            if text is None and blob is not None:
+                found = unpack_json(blob).get("summary")
+                text = found if isinstance(found, str) else None
+            if text:
+                out.append((cve_id, text))
+        return out
+
     def debian_packages(self) -> Sequence[str]:
         """Source packages with Debian unstable rows (from the tracker's data/CVE/list)."""
         if self._unstable_packages is None:
