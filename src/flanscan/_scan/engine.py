@@ -26,7 +26,8 @@ from flanscan._model import ScanSummary
 from flanscan._nmapopts import mask_argv, mask_command
 from flanscan._scan import nmapout
 from flanscan._scan.nmapargs import PassThrough
-from flanscan._scan.process import LineQueue, NmapProcess, find_nmap, nmap_version
+from flanscan._scan.privilege import NmapChoice, choose_nmap
+from flanscan._scan.process import LineQueue, NmapProcess, nmap_version
 from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress
 from flanscan._scan.runfile import write_json
 from flanscan._targets import TargetChunk, TargetSet, TargetSpec, split_targets
@@ -186,7 +187,8 @@ def default_run_dir(base: Path = Path("flan-results"), now: datetime | None = No
     return candidate
 
 
-def _privileged(extra: PassThrough) -> bool:
+def _wants_raw(extra: PassThrough) -> bool:
+    """Whether Nmap would try raw packets: as root, or told it may (as the image does)."""
     return os.geteuid() == 0 or extra.has("--privileged") or bool(os.environ.get("NMAP_PRIVILEGED"))
 
 
@@ -213,15 +215,21 @@ class _Job:
 class _Plan:
     """Turns options into Nmap command lines; knows the profile's flags."""
 
-    def __init__(self, options: ScanOptions, targets: TargetSet, run_dir: Path) -> None:
+    def __init__(
+        self, options: ScanOptions, targets: TargetSet, run_dir: Path, extra: PassThrough,
+        nmap: NmapChoice,
+    ) -> None:  # fmt: skip
         self.options = options
         self.run_dir = run_dir
-        self.extra = PassThrough.parse(options.extra_args)
+        self.extra = extra
         self.targets = targets
         self.notes: list[str] = []
-        self.privileged = _privileged(self.extra)
+        self.nmap = nmap
+        self.privileged = _wants_raw(self.extra) and nmap.raw
         user_type = self.extra.tcp_scan_type
-        if user_type is None and not self.privileged:
+        if nmap.note is not None:
+            self.notes.append(nmap.note)
+        elif user_type is None and not self.privileged:
             self.notes.append(
                 "not running as root: Nmap cannot send raw packets, so flan uses a TCP connect "
                 "scan (-sT) instead of a SYN scan; run as root for the original profile"
@@ -430,8 +438,9 @@ class _Run:
         argv = [self.nmap, *job.status.command[1:]]
         nice = DISCOVERY_NICE if job.after is not None else 0
         job.proc = NmapProcess(
-            argv, self.run_dir, self.run_dir / job.status.log, self.lines, nice=nice
-        )
+            argv, self.run_dir, self.run_dir / job.status.log, self.lines, nice=nice,
+            env=self.plan.nmap.environ(),
+        )  # fmt: skip
         self._job_of[id(job.proc)] = job
         try:
             job.proc.start()
@@ -808,7 +817,7 @@ def _startup_error(run: _Run) -> None:
     raise UsageError(f"{text} (check the Nmap flags given after `--`)")
 
 
-def _prepare(options: ScanOptions) -> tuple[_Plan, str]:
+def _prepare(options: ScanOptions) -> _Plan:
     if options.ports not in PORTS_CHOICES:
         raise UsageError(f"--ports must be one of {', '.join(PORTS_CHOICES)}")
     if not options.targets:
@@ -819,7 +828,8 @@ def _prepare(options: ScanOptions) -> tuple[_Plan, str]:
     run_dir = options.output_dir
     if (run_dir / "run.json").exists():
         raise UsageError(f"{run_dir}: already holds a run (run.json); choose another --output-dir")
-    return _Plan(options, targets, run_dir), find_nmap()
+    extra = PassThrough.parse(options.extra_args)
+    return _Plan(options, targets, run_dir, extra, choose_nmap(_wants_raw(extra)))
 
 
 def check_scan(options: ScanOptions) -> None:
@@ -834,9 +844,10 @@ def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> Scan
     An interrupted (Ctrl-C) or partly failed scan returns a result with `complete=False`.
     """
     sink = progress or NullProgress()
-    plan, nmap = _prepare(options)
+    plan = _prepare(options)
+    nmap = plan.nmap.path
     run_dir = options.output_dir
-    version = nmap_version(nmap)
+    version = nmap_version(nmap, plan.nmap.environ())
     try:
         (run_dir / "xml").mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(exist_ok=True)

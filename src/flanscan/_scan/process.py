@@ -7,31 +7,26 @@ import contextlib
 import os
 import queue
 import re
-import shutil
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 from flanscan._errors import EnvironmentProblem
-
-INSTALL_HINT = "install it with `apt-get install nmap` (Debian/Ubuntu) and run flan again"
-
-
-def find_nmap() -> str:
-    """Path of the nmap executable; EnvironmentProblem saying how to install it when missing."""
-    path = shutil.which("nmap")
-    if path is None:
-        raise EnvironmentProblem(f"nmap is not installed (not found on PATH): {INSTALL_HINT}")
-    return path
+from flanscan._scan.privilege import INSTALL_HINT
 
 
-def nmap_version(path: str) -> str:
+def nmap_version(path: str, env: dict[str, str] | None = None) -> str:
     """Nmap's version number ("7.93"), or "" when it cannot be told."""
     try:
         out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False, env=env
         ).stdout
+    except PermissionError as exc:
+        raise EnvironmentProblem(
+            f"cannot run {path} ({exc.strerror}): check its permissions "
+            "and file capabilities (docs/fleet.md)"
+        ) from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise EnvironmentProblem(f"cannot run {path} ({exc}): {INSTALL_HINT}") from None
     m = re.search(r"Nmap version (\S+)", out)
@@ -46,9 +41,16 @@ class NmapProcess:
     """One running Nmap: stdout and stderr merged, copied to a log file and to a queue."""
 
     def __init__(
-        self, argv: list[str], cwd: Path, log_path: Path, lines: LineQueue, nice: int = 0
+        self,
+        argv: list[str],
+        cwd: Path,
+        log_path: Path,
+        lines: LineQueue,
+        nice: int = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.argv = argv
+        self.env = env
         self.nice = nice
         self.cwd = cwd
         self.log_path = log_path
@@ -65,6 +67,7 @@ class NmapProcess:
         self._popen = subprocess.Popen(
             self.argv,
             cwd=self.cwd,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
