@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -368,14 +370,14 @@ def test_every_archive_shape_imports_alike(tmp_path: Path, cve5_only: VulnDb) ->
     repo_zip = _zip_tree(CVELIST, tmp_path / "cvelistV5-main.zip", "cvelistV5-main/")
     inner = _zip_tree(CVELIST / "cves", tmp_path / "cves.zip", "cves/")
     release = tmp_path / "2026-12-05_all_CVEs_at_midnight.zip.zip"
-    with zipfile.ZipFile(release, "w") as archive:
-        archive.write(inner, "cves.zip")
+    with zipfile.ZipFile(release, "w") as outer:
+        outer.write(inner, "cves.zip")
     vr_tar = tmp_path / "vulnrichment-develop.tar.gz"
-    with tarfile.open(vr_tar, "w:gz") as archive:
-        archive.add(VULNRICHMENT, "vulnrichment-develop")
+    with tarfile.open(vr_tar, "w:gz") as tar:
+        tar.add(VULNRICHMENT, "vulnrichment-develop")
     ov_tar = tmp_path / "nvd-data-overrides-main.tar.gz"
-    with tarfile.open(ov_tar, "w:gz") as archive:
-        archive.add(OVERRIDES, "nvd-data-overrides-main")
+    with tarfile.open(ov_tar, "w:gz") as tar:
+        tar.add(OVERRIDES, "nvd-data-overrides-main")
 
     def contents(db: VulnDb) -> set[tuple[str, str, str]]:
         return set(
@@ -487,3 +489,95 @@ def test_min_confidence_filters_what_is_reported(full: VulnDb) -> None:
     assert ids("possible") == {"CVE-2023-46852", "CVE-2023-46853"}
     assert ids("medium") == {"CVE-2023-46852"}  # the default: description text left out
     assert ids("high") == set()
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def _flan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flanscan", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_flan_db_import_takes_every_source_in_one_call(tmp_path: Path) -> None:
+    db = tmp_path / "v.db"
+    epss = tmp_path / "epss.csv"
+    epss.write_text("cve,epss,percentile\nCVE-2025-32728,0.01,0.5\n")
+    kev = SHARED / "nvd-sample" / "known_exploited_vulnerabilities.json"
+    proc = _flan(
+        "db", "import", "--db", str(db), str(NVD), str(kev), str(epss), str(CVELIST),
+        str(VULNRICHMENT), str(OVERRIDES), str(debian_list(tmp_path / "list")),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    status = _flan("db", "status", "--db", str(db))
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert "tier override: 20 CVEs (20 without NVD configurations)" in out
+    assert "tier cna: 21 CVEs" in out and "tier adp: 11 CVEs" in out
+    assert "tier distribution: 8 CVEs" in out
+    assert "6 without usable affected data; 0 not understood" in out
+    doc = json.loads(_flan("db", "status", "--db", str(db), "--json").stdout)
+    cve5 = next(s for s in doc["sources"] if s["name"] == "cve5")
+    assert cve5["records"] == 23 and cve5["tiers"]["adp"]["cves"] == 11
+    assert cve5["data_date"] == "2026-02-10T17:06:50.695Z"  # the newest dateUpdated
+
+
+def test_bad_records_are_named_by_the_import_and_status(tmp_path: Path) -> None:
+    db = tmp_path / "v.db"
+    proc = _flan("db", "import", "--db", str(db), str(_bad_tree(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert "cve5: 5 records not understood were skipped" in proc.stderr
+    assert "CVE-2024-1000.json (CVE-2024-1000): bad JSON" in proc.stderr
+    status = _flan("db", "status", "--db", str(db)).stdout
+    assert "CVE-2024-1001.json (CVE-2024-1001): unknown schema version" in status
+
+
+def test_a_truncated_archive_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    whole = _zip_tree(CVELIST, tmp_path / "whole.zip", "cvelistV5-main/")
+    cut = tmp_path / "cvelistV5.zip"
+    cut.write_bytes(whole.read_bytes()[:5000])
+    db = tmp_path / "v.db"
+    proc = _flan("db", "import", "--db", str(db), str(NVD), str(cut))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert str(cut) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not db.exists()
+
+
+# --------------------------------------------------------------------------- history
+
+
+def test_history_keeps_a_finding_whose_source_changed() -> None:
+    """NVD analyses a CVE that an override found before: the same finding, not new plus fixed."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    from flanscan._history import diff_reports
+    from flanscan._history._synthetic import Port, Vuln, make_report
+    from flanscan._model import Report
+
+    ports = [
+        Port("198.18.0.21", 22, "tcp", "ssh", "OpenSSH", "9.2p1", (Vuln("CVE-2025-32728", 4.3),))
+    ]
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def with_source(report: Report, source: MatchSource) -> Report:
+        services = tuple(
+            dataclasses.replace(
+                svc,
+                findings=tuple(
+                    dataclasses.replace(
+                        sf, finding=dataclasses.replace(sf.finding, match_source=source)
+                    )
+                    for sf in svc.findings
+                ),
+            )
+            for svc in report.services
+        )
+        return dataclasses.replace(report, services=services)
+
+    old = with_source(make_report(ports, start=t0), MatchSource.OVERRIDE)
+    new = with_source(make_report(ports, start=t0 + timedelta(days=7)), MatchSource.NVD)
+    assert old.services[0].findings[0].finding.match_source is MatchSource.OVERRIDE
+    assert diff_reports(old, new).items == ()

@@ -92,12 +92,28 @@ def _report_build(result: BuildResult, action: str) -> None:
     if not result.changed:
         click.echo(f"{result.path}: already up to date")
         return
+    per_source: dict[str, list[str]] = {}
     for source, name in result.files:
-        click.echo(f"  {source:<6} {name}")
+        per_source.setdefault(source, []).append(name)
+    for source, names in per_source.items():
+        if len(names) <= 10:
+            for name in names:
+                click.echo(f"  {source:<6} {name}")
+        else:  # a directory tree of records: one line, not thousands
+            click.echo(f"  {source:<6} {len(names)} files ({names[0]} ...)")
     if result.skipped:
         click.echo(f"  skipped {len(result.skipped)} file(s) no source recognises", err=True)
     with VulnDb.open(result.path) as db:
         status = db.status()
+    for src in status.sources:
+        if src.figures.not_understood and src.name in per_source:
+            click.echo(
+                f"flan: warning: {src.name}: {src.figures.not_understood} records not understood"
+                " were skipped; the first:",
+                err=True,
+            )
+            for issue in src.figures.issues:
+                click.echo(f"  skipped {issue}", err=True)
     click.echo(
         f"{action} {result.path}: {status.cve_count} CVEs ({_human_size(status.size_bytes)})"
     )

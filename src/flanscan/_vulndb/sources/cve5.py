@@ -343,8 +343,13 @@ def import_records(
                 try:
                     kind, cve_id, date, row, ssvc = parse_record(json.loads(raw), name)
                 except (BadRecord, ValueError, RecursionError) as exc:
-                    cve = re.search(r"CVE-\d{4}-\d{4,}", name)
-                    tally.skip(label, cve.group(0) if cve else None, _reason(exc))
+                    reason = _reason(exc)
+                    head = re.match(r"(CVE-\d{4}-\d{4,}): (.*)", reason)
+                    found = re.search(r"CVE-\d{4}-\d{4,}", name)
+                    bad_id = found.group(0) if found else None
+                    if head is not None:
+                        bad_id, reason = head.group(1), head.group(2)
+                    tally.skip(label, bad_id, reason)
                     continue
                 if date and (newest is None or date > newest):
                     newest = date
