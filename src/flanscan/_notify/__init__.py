@@ -12,11 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from flanscan._deadline import DeadlineExceeded, call_with_deadline
 from flanscan._errors import UsageError
 from flanscan._model import ChangeSummary, Report, Severity
 from flanscan._notify._http import SLACK_PREFIX, is_slack, post_json, slack_payload
 from flanscan._notify._message import Alert, AlertEntry, build_alert
-from flanscan._notify._retry import PermanentFailure, RetryPolicy, with_retries
+from flanscan._notify._retry import (
+    PermanentFailure,
+    RetryPolicy,
+    TransientFailure,
+    with_retries,
+)
 from flanscan._notify._smtp import SCHEMES as SMTP_SCHEMES
 from flanscan._notify._smtp import parse_smtp_url, send_email
 from flanscan._secrets import mask_text
@@ -76,13 +82,21 @@ def check_notify_urls(urls: Sequence[str]) -> None:
 
 def _sender(url: str, alert: Alert, timeout: float) -> Callable[[], None]:
     scheme = urlsplit(url).scheme
+    send: Callable[[], None]
     if scheme in SMTP_SCHEMES:
-        return lambda: send_email(url, alert, timeout)
-    if is_slack(url):
-        payload = slack_payload(alert)
+        send = lambda: send_email(url, alert, timeout)  # noqa: E731
     else:
-        payload = alert.as_json()
-    return lambda: post_json(url, payload, timeout)
+        payload = slack_payload(alert) if is_slack(url) else alert.as_json()
+        send = lambda: post_json(url, payload, timeout)  # noqa: E731
+
+    def within_deadline() -> None:
+        # The libraries' timeouts are per read: a peer trickling bytes would never time out.
+        try:
+            call_with_deadline(send, timeout, "delivery")
+        except DeadlineExceeded as exc:
+            raise TransientFailure(str(exc)) from None
+
+    return within_deadline
 
 
 def send_alerts(

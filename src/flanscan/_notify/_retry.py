@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flanscan._deadline import deadline_from_env
+
 
 class PermanentFailure(Exception):
     """A failure that retrying cannot fix (bad request, refused recipient, bad credentials)."""
@@ -22,19 +24,21 @@ class RetryPolicy:
 
     attempts: int = 3
     delays: tuple[float, ...] = (2.0, 10.0)
-    timeout: float = 15.0  # per attempt (HTTP request, SMTP connection)
+    timeout: float = 15.0  # total deadline per attempt (HTTP request, SMTP session)
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """Defaults, or FLAN_NOTIFY_RETRY_DELAYS="0.1,0.2" (also sets attempts to delays + 1)."""
+        """Defaults, or FLAN_NOTIFY_RETRY_DELAYS="0.1,0.2" (also sets attempts to delays + 1)
+        and FLAN_NOTIFY_TIMEOUT (seconds, the total deadline of one attempt)."""
+        timeout = deadline_from_env("FLAN_NOTIFY_TIMEOUT", cls.timeout)
         raw = os.environ.get("FLAN_NOTIFY_RETRY_DELAYS", "").strip()
         if not raw:
-            return cls()
+            return cls(timeout=timeout)
         try:
             delays = tuple(float(x) for x in raw.split(",") if x.strip())
         except ValueError:
-            return cls()
-        return cls(attempts=len(delays) + 1, delays=delays)
+            return cls(timeout=timeout)
+        return cls(attempts=len(delays) + 1, delays=delays, timeout=timeout)
 
     def delay(self, attempt: int) -> float:
         """Pause after failed attempt number `attempt` (1-based)."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import os
 import queue
 import re
+import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flanscan._errors import EnvironmentProblem
@@ -31,6 +35,28 @@ def nmap_version(path: str, env: dict[str, str] | None = None) -> str:
         raise EnvironmentProblem(f"cannot run {path} ({exc}): {INSTALL_HINT}") from None
     m = re.search(r"Nmap version (\S+)", out)
     return m.group(1) if m else ""
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec function: the child gets SIGKILL when flan dies, even by `kill -9`.
+
+    Resolved here in the parent (ctypes loads nothing after the fork). The signal follows the
+    thread that started the child: the scan engine starts Nmap from the main thread, which
+    lives as long as flan. If flan died between fork and prctl, the child quits at once.
+    """
+    prctl = _LIBC.prctl if _LIBC is not None else None
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 # (process, line) for each output line, (process, None) when its output ends.
@@ -74,6 +100,10 @@ class NmapProcess:
             text=True,
             errors="replace",
             bufsize=1,
+            # Its own process group (a terminal's Ctrl-C reaches flan, which stops Nmap and keeps
+            # the XML), and it dies with flan: no Nmap keeps scanning after `kill -9` of flan.
+            process_group=0,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         self.started_at = time.monotonic()
         if self.nice:

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from flanscan._deadline import DeadlineExceeded, call_with_deadline
 from flanscan._safefile import fill_atomic
-from flanscan._storage._sink import StorageError, checked_key
+from flanscan._storage._sink import StorageError, checked_key, storage_deadline
 
 T = TypeVar("T")
 
@@ -65,7 +66,10 @@ class GcsSink:
         from google.auth import exceptions as authexc
 
         try:
-            return fn()
+            # A total deadline per operation: the client's timeouts are per read.
+            return call_with_deadline(fn, storage_deadline(), what)
+        except DeadlineExceeded as exc:
+            raise StorageError(str(exc)) from None
         except authexc.DefaultCredentialsError:
             raise StorageError(
                 f"{what}: no Google Cloud credentials found (set GOOGLE_APPLICATION_CREDENTIALS, "

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from flanscan._deadline import DeadlineExceeded, call_with_deadline
 from flanscan._safefile import fill_atomic
-from flanscan._storage._sink import StorageError, checked_key
+from flanscan._storage._sink import StorageError, checked_key, storage_deadline
 
 T = TypeVar("T")
 
@@ -71,7 +72,10 @@ class S3Sink:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
-            return fn()
+            # A total deadline per operation: the client's timeouts are per read.
+            return call_with_deadline(fn, storage_deadline(), what)
+        except DeadlineExceeded as exc:
+            raise StorageError(str(exc)) from None
         except NoCredentialsError:
             raise StorageError(
                 f"{what}: no AWS credentials found (set them in the environment, a profile, or "

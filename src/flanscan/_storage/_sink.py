@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from flanscan._deadline import deadline_from_env
 from flanscan._errors import UsageError
 from flanscan._safefile import UnsafeKey, copy_atomic, key_parts
 from flanscan._secrets import mask_url
@@ -23,6 +24,12 @@ class StorageError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+def storage_deadline() -> float:
+    """Seconds one storage operation (an upload, a download, a listing) may take in all:
+    FLAN_STORAGE_TIMEOUT, default 600."""
+    return deadline_from_env("FLAN_STORAGE_TIMEOUT", 600.0)
 
 
 def checked_key(key: str) -> tuple[str, ...]:

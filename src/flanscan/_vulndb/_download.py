@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from flanscan import __version__
+from flanscan._deadline import DeadlineExceeded, call_with_deadline, deadline_from_env
 from flanscan._errors import VulnDbError
 from flanscan._safefile import open_append_nofollow
 from flanscan._vulndb._files import READ_ERRORS, feed_error
@@ -27,6 +28,12 @@ def make_client(timeout: float = 60.0) -> httpx.Client:
     )
 
 
+def download_deadline() -> float:
+    """Seconds one download (a feed file, a .meta) may take in all: FLAN_DOWNLOAD_TIMEOUT,
+    default 1800 (httpx's timeout is per read; a trickling server would never end)."""
+    return deadline_from_env("FLAN_DOWNLOAD_TIMEOUT", 1800.0)
+
+
 class HttpFetcher:
     """`Fetcher` over an httpx client: small text files such as NVD `.meta`."""
 
@@ -35,7 +42,9 @@ class HttpFetcher:
 
     def get_text(self, url: str) -> str:
         try:
-            response = self.client.get(url)
+            response = call_with_deadline(lambda: self.client.get(url), download_deadline(), url)
+        except DeadlineExceeded as exc:
+            raise VulnDbError(f"{exc}; {RESUME_HINT}") from None
         except httpx.HTTPError as exc:
             raise VulnDbError(f"{url}: download failed ({exc}); {RESUME_HINT}") from exc
         if response.status_code != 200:
@@ -102,16 +111,27 @@ def download(client: httpx.Client, remote: RemoteFile, dest_dir: Path, progress:
             pass
         dest.unlink()
     part = dest_dir / (remote.name + ".part")
-    resumed = _fetch(client, remote, part, progress)
+    resumed = _fetch_within_deadline(client, remote, part, progress)
     part.replace(dest)
     if remote.sha256 is None:
         return dest
     if resumed and not sha256_matches(dest, remote.sha256):
         dest.unlink()
-        _fetch(client, remote, part, progress)
+        _fetch_within_deadline(client, remote, part, progress)
         part.replace(dest)
     verify_download(dest, remote.sha256, remote.url)
     return dest
+
+
+def _fetch_within_deadline(
+    client: httpx.Client, remote: RemoteFile, part: Path, progress: Progress
+) -> bool:
+    try:
+        return call_with_deadline(
+            lambda: _fetch(client, remote, part, progress), download_deadline(), remote.url
+        )
+    except DeadlineExceeded as exc:
+        raise VulnDbError(f"{remote.name}: {exc}; {RESUME_HINT}") from None
 
 
 def _fetch(client: httpx.Client, remote: RemoteFile, part: Path, progress: Progress) -> bool:
