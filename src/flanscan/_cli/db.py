@@ -125,7 +125,9 @@ def db() -> None:
 
     \b
     The database is one SQLite file built from the NVD CVE 2.0 feeds, the CISA Known
-    Exploited Vulnerabilities catalogue and FIRST EPSS scores. Scans and reports only read it.
+    Exploited Vulnerabilities catalogue, FIRST EPSS scores, CVE JSON 5 records (cvelistV5,
+    CISA vulnrichment), anchore nvd-data-overrides and the distributions' security trackers.
+    Scans and reports only read it.
     """
 
 
@@ -152,8 +154,10 @@ def update(
     """Download what changed in the feeds and swap in an updated database.
 
     Unchanged NVD feeds are skipped (their .meta sha256), the `modified` feed is used when the
-    yearly feeds are recent, interrupted downloads resume, and a failure leaves the previous
-    database in use.
+    yearly feeds are recent, archives whose content did not change are not imported again
+    (cvelistV5, vulnrichment, nvd-data-overrides, the Debian CVE list), interrupted downloads
+    resume, and a failure leaves the previous database in use. Source URLs can be changed
+    with FLAN_CVE5_URL, FLAN_VULNRICHMENT_URL, FLAN_OVERRIDES_URL, FLAN_DEBIAN_LIST_URL.
     """
     from flanscan._vulndb import update_db
 
@@ -173,8 +177,10 @@ def import_(db_path: Path | None, fresh: bool, paths: tuple[Path, ...]) -> None:
 
     PATHS are NVD CVE 2.0 feed files (.json or .json.gz), directories of them, single CVE 2.0
     JSON records, the CISA KEV JSON, an EPSS CSV (.csv or .csv.gz), the Debian security
-    tracker JSON, or Ubuntu OSV records (the all.zip export or JSON files); detected by
-    content.
+    tracker JSON or its data/CVE/list, Ubuntu OSV records (the all.zip export or JSON files),
+    CVE JSON 5 records (the cvelistV5 release zip or repository archive, the vulnrichment
+    archive, or directory trees of records), and the nvd-data-overrides tarball or data/
+    tree; detected by content. Malformed records are skipped and counted.
     """
     from flanscan._vulndb import import_paths
 

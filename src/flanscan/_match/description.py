@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from flanscan._match.cve5 import Bounds
 from flanscan._match.versions import compare_versions, parse_version
@@ -35,8 +36,11 @@ def _versions(text: str) -> list[str]:
     return re.findall(r"\d+(?:\.\d+)+(?:[a-z]+\d*)?", text)
 
 
+@lru_cache(maxsize=65536)
 def read_description(text: str, words: tuple[str, ...]) -> DescriptionRange | None:
-    """The bounds the description gives for the product named by `words` (lower case)."""
+    """The bounds the description gives for the product named by `words` (lower case).
+
+    Cached: a scan asks once per product version for the same descriptions."""
     low = " ".join(text.split()).lower()
     named = [w for w in words if w in low]
     if not named:

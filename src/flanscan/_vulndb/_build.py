@@ -33,7 +33,8 @@ from flanscan._vulndb.sources import (
 
 IMPORT_KINDS = (
     "NVD CVE 2.0 JSON feeds or records, the CISA KEV JSON, an EPSS CSV, "
-    "the Debian security tracker JSON, or Ubuntu OSV records (all.zip or JSON)"
+    "the Debian security tracker JSON or data/CVE/list, Ubuntu OSV records (all.zip or JSON), "
+    "CVE JSON 5 records or archives (cvelistV5, vulnrichment), or nvd-data-overrides"
 )
 
 

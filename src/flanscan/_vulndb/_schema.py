@@ -12,8 +12,9 @@ Layout (SCHEMA_VERSION 1):
   configurations; the index behind `candidates()`.
 - `cve_rejected(id, last_modified)`: tombstones, so an older copy never resurrects a rejected CVE.
 - `affected(cve_id, source, data)`: affected-version data from sources other than the NVD
-  configurations (e.g. the CNA's CVE 5 `affected` list), one row per CVE and source; a second
-  matcher input can be added without changing the `cve` table.
+  configurations, one row per CVE and source: `cve5` (CNA and CISA ADP containers of the CVE
+  JSON 5 record), `overrides` (anchore nvd-data-overrides configurations), `nvd` (an
+  `affected` list some NVD records carry). Their index tables are in `_affected.py`.
 """
 
 from __future__ import annotations

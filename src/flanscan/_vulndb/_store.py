@@ -106,6 +106,8 @@ class VulnDb:
         self._vulns: dict[str, Vulnerability] = {}
         self._affected: dict[tuple[str, ...], tuple[AffectedData, ...]] = {}
         self._unstable_packages: tuple[str, ...] | None = None
+        self._descriptions: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._tables: dict[str, bool] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> VulnDb:
@@ -136,10 +138,13 @@ class VulnDb:
         return self._conn
 
     def has_table(self, name: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        ).fetchone()
-        return row is not None
+        known = self._tables.get(name)
+        if known is None:
+            row = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+            known = self._tables[name] = row is not None
+        return known
 
     def close(self) -> None:
         self._conn.close()
@@ -204,6 +209,9 @@ class VulnDb:
     def description_candidates(self, product: str) -> Sequence[tuple[str, str]]:
         """(CVE id, description) of CVEs without NVD configurations whose description names
         the registry product `product` (the `possible` tier)."""
+        hit = self._descriptions.get(product)
+        if hit is not None:
+            return hit
         if not self.has_table("description_product"):
             return ()
         out: list[tuple[str, str]] = []
@@ -221,7 +229,10 @@ class VulnDb:
                 text = found if isinstance(found, str) else None
             if text:
                 out.append((cve_id, text))
-        return out
+        if len(self._descriptions) >= _CANDIDATE_CACHE:
+            self._descriptions.clear()
+        self._descriptions[product] = tuple(out)
+        return self._descriptions[product]
 
     def debian_packages(self) -> Sequence[str]:
         """Source packages with Debian unstable rows (from the tracker's data/CVE/list)."""
