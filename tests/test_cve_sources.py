@@ -581,3 +581,30 @@ def test_history_keeps_a_finding_whose_source_changed() -> None:
     new = with_source(make_report(ports, start=t0 + timedelta(days=7)), MatchSource.NVD)
     assert old.services[0].findings[0].finding.match_source is MatchSource.OVERRIDE
     assert diff_reports(old, new).items == ()
+
+
+def test_record_text_is_escaped_in_every_format(tmp_path: Path) -> None:
+    """A hostile archive member name and ADP text reach the evidence: escaped everywhere."""
+    from flanscan._model import HostObservation, ScanSummary
+    from flanscan._pipeline import make_analyzer
+    from flanscan._render import render
+    from flanscan._report import build_report
+
+    hostile = "<script>alert(1)</script>\\textbf{x}|=cmd"
+    record = json.loads((VULNRICHMENT / "2023/46xxx/CVE-2023-46852.json").read_text())
+    archive = tmp_path / "cves.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr(f"cves/2023/{hostile}/CVE-2023-46852.json", json.dumps(record))
+    svc = service("Memcached", "1.6.18", "cpe:/a:memcached:memcached:1.6.18")
+    host = HostObservation("127.0.0.1", services=(svc,))
+    with build(tmp_path, archive) as db:
+        analyze = make_analyzer(db, None)
+        assert hostile in (analyze(host, svc)[0].evidence[0].record or "")
+        report = build_report(
+            [host], scan=ScanSummary(), analyze=analyze, vulndb=None, vulndb_note=None
+        )
+    html = render(report, "html").decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "\\textbf{x}" not in render(report, "tex").decode()
+    md = render(report, "md").decode()
+    assert "<script>" not in md

@@ -203,6 +203,12 @@ def evidence_lines(finding: Finding) -> list[str]:
     lines: list[str] = [
         f"source: {SOURCE_LABELS[finding.match_source]}; confidence {finding.source_confidence}"
     ]
+    v = finding.vulnerability
+    if v.ssvc_exploitation or v.ssvc_automatable:
+        lines.append(
+            f"CISA SSVC: exploitation {v.ssvc_exploitation or '-'}, "
+            f"automatable {v.ssvc_automatable or '-'}"
+        )
     for ev in finding.evidence:
         what = "NVD criteria" if ev.record is None else "statement"
         line = f"{what} {ev.criteria} {ev.version_range}"
