@@ -263,3 +263,13 @@ def test_random_target_notation_is_read_or_refused_in_one_line() -> None:
             TargetSet.build([spec]).nmap_targets()
         except UsageError as exc:
             assert "\n" not in str(exc)
+
+
+def test_the_library_refuses_an_internet_sized_scope_too(tmp_path: Path) -> None:
+    from flanscan._scan import ScanOptions, check_scan
+    from flanscan._targets import parse_target
+
+    options = ScanOptions(targets=(parse_target("::/0", "arg"),), output_dir=tmp_path / "run")
+    with pytest.raises(UsageError, match="is over --max-hosts 65,536"):
+        check_scan(options)
+    assert not (tmp_path / "run").exists()

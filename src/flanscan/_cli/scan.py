@@ -303,6 +303,7 @@ def scan(
         workers=workers,
         extra_args=nmap_args,
         vulners=vulners,
+        max_hosts=max_hosts,
     )
     check_scan(options)  # bad flags, nmap missing: fail before anything is created
     fleet.begin(specs, exclude_specs, len(scan_specs))

@@ -30,7 +30,14 @@ from flanscan._scan.privilege import NmapChoice, choose_nmap
 from flanscan._scan.process import LineQueue, NmapProcess, nmap_version
 from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress
 from flanscan._scan.runfile import write_json
-from flanscan._targets import TargetChunk, TargetSet, TargetSpec, split_targets
+from flanscan._targets import (
+    DEFAULT_MAX_HOSTS,
+    TargetChunk,
+    TargetSet,
+    TargetSpec,
+    check_scope,
+    split_targets,
+)
 
 PORTS_CHOICES = ("top1000", "all")
 
@@ -67,6 +74,7 @@ class ScanOptions:
     workers: int | None = None  # None: chosen from the number of hosts and CPU cores
     extra_args: tuple[str, ...] = ()  # Nmap flags passed through after `--`
     vulners: bool = False  # add the (online-only) vulners NSE script
+    max_hosts: int = DEFAULT_MAX_HOSTS  # a larger scope is refused before scanning
 
 
 @dataclass(frozen=True)
@@ -822,6 +830,7 @@ def _prepare(options: ScanOptions) -> _Plan:
         raise UsageError(f"--ports must be one of {', '.join(PORTS_CHOICES)}")
     if not options.targets:
         raise UsageError("no targets to scan: give TARGET arguments or -iL FILE")
+    check_scope(options.targets, options.excludes, options.max_hosts)
     targets = TargetSet.build(options.targets, options.excludes)
     if targets.count == 0:
         raise UsageError("nothing to scan: every target is excluded")
