@@ -216,8 +216,9 @@ def scan(
     hostnames) with Nmap and write a service-centred report.
 
     Targets are split over several Nmap processes; the raw XML of each is kept in the run's
-    xml/ directory, and what was asked and done in run.json. Nmap flags after `--` are passed
-    through (e.g. `-- -sU -p U:161`, `-- -6`). Without root, a TCP connect scan replaces the
+    xml/ directory, and what was asked and done in run.json. Nmap flags after `--` are read as
+    Nmap reads them and passed through (e.g. `-- -sU -p U:161`, `-- -6`); flags that add
+    targets, write files or reach other hosts are refused (docs/security.md). Without root, a TCP connect scan replaces the
     SYN scan. Ctrl-C stops Nmap, keeps the XML, reports what finished and exits with 3.
     The path of the report is the last line printed.
     """
