@@ -218,8 +218,9 @@ def scan(
     Targets are split over several Nmap processes; the raw XML of each is kept in the run's
     xml/ directory, and what was asked and done in run.json. Nmap flags after `--` are read as
     Nmap reads them and passed through (e.g. `-- -sU -p U:161`, `-- -6`); flags that add
-    targets, write files or reach other hosts are refused (docs/security.md). Without root, a TCP connect scan replaces the
-    SYN scan. Ctrl-C stops Nmap, keeps the XML, reports what finished and exits with 3.
+    targets, write files or reach other hosts are refused (docs/security.md). Without root, a
+    TCP connect scan replaces the SYN scan. Ctrl-C stops Nmap, keeps the XML, reports what
+    finished and exits with 3.
     The path of the report is the last line printed.
     """
     from flanscan._errors import ScanIncomplete, UsageError
