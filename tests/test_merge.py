@@ -257,3 +257,19 @@ def test_two_directories_for_one_shard_are_refused(local_shards: Path, tmp_path:
         "flan: error: shard 1/3 has two directories, shard-01-of-3 and shard-1-of-3: keep the "
         "one its pod wrote (shard-1-of-3) and remove the other"
     )
+
+
+def test_a_shard_claiming_other_targets_cannot_widen_the_scope(
+    local_shards: Path, tmp_path: Path
+) -> None:
+    run = _copy(local_shards, tmp_path)
+    info_path = run / "shard-2-of-3" / "shard.json"
+    info = json.loads(info_path.read_text())
+    info["targets"] = [*info["targets"], "127.0.0.9"]
+    info_path.write_text(json.dumps(info))
+    result = _flan(["merge", str(run), "--no-db", "-f", "json", "--no-history"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"flan: error: {info_path}: lists other targets or excludes than the run's other "
+        "shards; merge only shards of one run"
+    )

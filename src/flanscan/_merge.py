@@ -136,7 +136,15 @@ def inspect_run(run_dir: Path) -> RunShards:
             states.append(ShardState(shard, "missing", "no shard directory"))
             continue
         path = run_dir / dirs[shard]
-        info = info or _read_json(path / SHARD_FILE)
+        own = _read_json(path / SHARD_FILE)
+        if own is not None and info is not None and _scope_of_info(own) != _scope_of_info(info):
+            # Every pod got the same targets: a shard that says otherwise is not of this run
+            # (or was rewritten), and its word cannot widen the run's scope.
+            raise UsageError(
+                f"{path / SHARD_FILE}: lists other targets or excludes than the run's other "
+                "shards; merge only shards of one run"
+            )
+        info = info or own
         done = _read_json(path / DONE_FILE)
         if done is None:
             states.append(
@@ -154,6 +162,10 @@ def inspect_run(run_dir: Path) -> RunShards:
         targets=tuple(str(t) for t in (info or {}).get("targets") or ()),
         excludes=tuple(str(t) for t in (info or {}).get("excludes") or ()),
     )
+
+
+def _scope_of_info(info: dict[str, Any]) -> tuple[list[str], list[str]]:
+    return [str(t) for t in info.get("targets") or ()], [str(t) for t in info.get("excludes") or ()]
 
 
 def _share_of(run: RunShards, shard: Shard) -> list[str]:
@@ -229,19 +241,20 @@ def shard_xml_files(run: RunShards) -> list[Path]:
 
 
 def shard_scope_check(run: RunShards) -> ScopeCheck:
-    """The run's scope (hosts outside it leave the report) and each shard's own targets, from
-    its run.json (hosts of a shard outside them are named)."""
-    from flanscan._report import summary_from_run_json
-
+    """The run's scope (hosts outside it leave the report) and each shard's share, recomputed
+    from the run's targets as `flan scan` did (hosts of a shard outside it are named)."""
     shares: dict[Path, tuple[str, TargetSet]] = {}
     for state in run.shards:
-        recorded = summary_from_run_json(state.path) if state.path is not None else None
-        if state.path is None or recorded is None:
+        files = shard_xml_files_of(state)
+        if not files:
             continue
-        share = scope_of(recorded.targets, recorded.excluded, f"shard {state.shard} run.json")
+        try:
+            share = scope_of(_share_of(run, state.shard), (), f"shard {state.shard}")
+        except UsageError:
+            share = None
         if share is None:
             continue
-        for path in shard_xml_files_of(state):
+        for path in files:
             shares[path] = (f"shard {state.shard}", share)
     return ScopeCheck(scope_of(run.targets, run.excludes, "shard.json"), shares)
 
