@@ -32,7 +32,7 @@ from flanscan._model import (
     Severity,
     SourceConfidence,
 )
-from flanscan._safefile import write_atomic
+from flanscan._safefile import atomic_output
 
 if TYPE_CHECKING:
     from flanscan._scopecheck import ScopeCheck
@@ -126,11 +126,11 @@ def make_analyzer(
     Findings whose source confidence is below `min_confidence` are dropped here, so that no
     report, alert, history record or --fail-on check counts them.
     """
-    from flanscan._distro import apply_distribution, tracker_for
+    from flanscan._distro import DistributionMemo, tracker_for
     from flanscan._match import match_service
     from flanscan._vulners import findings_from_vulners
 
-    tracker = tracker_for(db) if db is not None else None
+    distribution = DistributionMemo(tracker_for(db) if db is not None else None)
     floor = SourceConfidence(min_confidence).rank
 
     def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
@@ -140,7 +140,7 @@ def make_analyzer(
         if service.vulners:
             known = {f.id for f in findings}
             findings.extend(f for f in findings_from_vulners(service) if f.id not in known)
-        findings = apply_distribution(host, service, findings, tracker)
+        findings = distribution(host, service, findings)
         if suppressions is not None:
             location = Location(host.address, service.port, service.protocol, host.hostnames)
             findings = suppressions.apply(location, service, findings)
@@ -192,7 +192,7 @@ def report_from_xml(
 def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Path]:
     """Render each format to `out/report.<ext>` (out is a directory), or to `out` itself when a
     single format is asked for and `out` names a file."""
-    from flanscan._render import render
+    from flanscan._render import write_report
 
     if len(formats) == 1 and out.suffix:
         targets = [(formats[0], out)]
@@ -200,7 +200,8 @@ def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Pat
         targets = [(fmt, out / f"report.{fmt}") for fmt in formats]
     written = []
     for fmt, path in targets:
-        write_atomic(path, render(report, fmt))
+        with atomic_output(path) as stream:
+            write_report(report, fmt, stream)
         written.append(path)
     return written
 

@@ -167,23 +167,60 @@ def service_key(svc: ServiceObservation) -> ServiceKey:
     return (svc.name or "unknown", None, svc.version, ())
 
 
+class _FindingTable:
+    """Numbers findings: equal findings get one number. Analyzers hand out the same objects for
+    the same service (the matcher and the distribution step are memoised), so identity is tried
+    first; only a new object is hashed as a value (a `Finding` hashes deeply: evidence, CVE
+    text). Every object numbered stays referenced here, so an id is never reused."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self._by_id: dict[int, int] = {}
+        self._by_value: dict[Finding, int] = {}
+        self._pinned: list[Finding] = []
+
+    def number(self, finding: Finding) -> int:
+        n = self._by_id.get(id(finding))
+        if n is None:
+            n = self._by_value.get(finding)
+            if n is None:
+                n = self._by_value[finding] = len(self.findings)
+                self.findings.append(finding)
+            self._by_id[id(finding)] = n
+            self._pinned.append(finding)
+        return n
+
+
 @dataclass
 class _ServiceAcc:
+    """One service's locations and findings as numbers: a location's number is its rank in
+    address/port/protocol order, so sorting a list of them is sorting plain integers."""
+
     name: str | None
     product: str | None
     version: str | None
     cpes: tuple[str, ...]
     extrainfo: set[str | None] = field(default_factory=set)
-    locations: list[Location] = field(default_factory=list)
-    findings: dict[Finding, list[Location]] = field(default_factory=dict)
-    product_only: dict[Finding, list[Location]] = field(default_factory=dict)
+    locations: list[int] = field(default_factory=list)
+    findings: dict[int, list[int]] = field(default_factory=dict)
+    product_only: dict[int, list[int]] = field(default_factory=dict)
 
-    def build(self) -> ServiceReport:
-        def group(items: dict[Finding, list[Location]]) -> tuple[ServiceFinding, ...]:
-            return tuple(
-                ServiceFinding(f, tuple(sorted(set(locs), key=location_sort_key)))
-                for f, locs in sorted(items.items(), key=lambda kv: finding_sort_key(kv[0]))
-            )
+    def build(self, table: _FindingTable, locations: list[Location]) -> ServiceReport:
+        # Findings of one service mostly share their set of locations: one tuple each, so
+        # the report holds it once and renderers can serialise it once.
+        shared: dict[tuple[int, ...], tuple[Location, ...]] = {}
+
+        def located(numbers: list[int]) -> tuple[Location, ...]:
+            key = tuple(sorted(set(numbers)))
+            found = shared.get(key)
+            if found is None:
+                found = shared[key] = tuple(map(locations.__getitem__, key))
+            return found
+
+        def group(items: dict[int, list[int]]) -> tuple[ServiceFinding, ...]:
+            found = [(table.findings[n], locs) for n, locs in items.items()]
+            found.sort(key=lambda item: finding_sort_key(item[0]))
+            return tuple(ServiceFinding(f, located(locs)) for f, locs in found)
 
         # Extra info goes in only when every location agrees (e.g. "protocol 2.0").
         extrainfo = next(iter(self.extrainfo)) if len(self.extrainfo) == 1 else None
@@ -192,11 +229,26 @@ class _ServiceAcc:
             product=self.product,
             version=self.version,
             cpes=self.cpes,
-            locations=tuple(sorted(set(self.locations), key=location_sort_key)),
+            locations=located(self.locations),
             findings=group(self.findings),
             product_only=group(self.product_only),
             extrainfo=extrainfo,
         )
+
+
+def _renumber(locations: list[Location], accs: Iterable[_ServiceAcc]) -> list[Location]:
+    """Locations in report order, and every number in `accs` changed to match, for services
+    whose address is not their host's (hand-built observations; the parser never does it)."""
+    order = sorted(range(len(locations)), key=lambda i: location_sort_key(locations[i]))
+    rank = [0] * len(order)
+    for r, i in enumerate(order):
+        rank[i] = r
+    for acc in accs:
+        acc.locations = [rank[n] for n in acc.locations]
+        for items in (acc.findings, acc.product_only):
+            for n, numbers in items.items():
+                items[n] = [rank[x] for x in numbers]
+    return [locations[i] for i in order]
 
 
 def build_report(
@@ -215,9 +267,12 @@ def build_report(
     one wins); `analyze(host, service)` then gives each location's findings. `scan.hosts_up`
     is set to the number of distinct hosts up.
     """
-    merged = merge_hosts(hosts)
+    merged = merge_hosts(hosts)  # sorted by address: locations are numbered in report order
     services: dict[ServiceKey, _ServiceAcc] = {}
     host_summaries: list[HostSummary] = []
+    table = _FindingTable()
+    locations: list[Location] = []
+    addresses: list[str] = []  # each location's host address (the parser gives the same)
     down = 0
     for host in merged:
         if host.status != "up":
@@ -226,6 +281,12 @@ def build_report(
         host_summaries.append(
             HostSummary(host.address, host.hostnames, host.status, len(host.services))
         )
+        # This host's locations, numbered in (port, protocol) order after the previous hosts'.
+        base = len(locations)
+        ranked = sorted(host.services, key=lambda s: (s.port, s.protocol))
+        number = {(s.port, s.protocol): base + i for i, s in enumerate(ranked)}
+        locations.extend(Location(s.address, s.port, s.protocol, host.hostnames) for s in ranked)
+        addresses.extend(host.address for _ in ranked)
         for svc in host.services:
             key = service_key(svc)
             acc = services.get(key)
@@ -236,8 +297,8 @@ def build_report(
                     version=svc.version,
                     cpes=svc.cpes,
                 )
-            location = Location(svc.address, svc.port, svc.protocol, host.hostnames)
-            acc.locations.append(location)
+            loc = number[(svc.port, svc.protocol)]
+            acc.locations.append(loc)
             acc.extrainfo.add(svc.extrainfo)
             for finding in analyze(host, svc) if analyze is not None else ():
                 target = (
@@ -245,8 +306,17 @@ def build_report(
                     if finding.confidence == Confidence.PRODUCT_ONLY
                     else acc.findings
                 )
-                target.setdefault(finding, []).append(location)
-    reports = sorted((acc.build() for acc in services.values()), key=service_sort_key)
+                n = table.number(finding)
+                found = target.get(n)
+                if found is None:
+                    target[n] = [loc]
+                else:
+                    found.append(loc)
+    if any(loc.address != addr for loc, addr in zip(locations, addresses, strict=True)):
+        locations = _renumber(locations, services.values())  # hand-built input only
+    reports = sorted(
+        (acc.build(table, locations) for acc in services.values()), key=service_sort_key
+    )
     scan = dataclasses.replace(
         scan, hosts_up=len(host_summaries), hosts_down=max(scan.hosts_down, down)
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flanscan._distro._banner import TRACKED, DistroBuild, detect_build
 from flanscan._distro._dpkg import epoch_of, parse_dpkg_version, with_epoch
@@ -47,7 +47,9 @@ def _describe(service: ServiceObservation) -> str:
 
 
 def host_release(
-    host: HostObservation, service: ServiceObservation | None = None
+    host: HostObservation,
+    service: ServiceObservation | None = None,
+    detect: Callable[[ServiceObservation], DistroBuild | None] = detect_build,
 ) -> tuple[str, str, str] | None:
     """(distribution, release, "port/proto banner") from the host's other services, when they
     agree on one release; None when none says, or two disagree (e.g. a container on the host)."""
@@ -55,7 +57,7 @@ def host_release(
     for other in host.services:
         if service is not None and (other.port, other.protocol) == (service.port, service.protocol):
             continue
-        build = detect_build(other)
+        build = detect(other)
         if build is not None and build.release is not None:
             found.setdefault((build.distribution, build.release), _describe(other))
     if len(found) != 1:
@@ -64,11 +66,15 @@ def host_release(
     return distribution, release, label
 
 
-def _context(host: HostObservation, service: ServiceObservation) -> _Context | None:
-    build = detect_build(service)
+def _context(
+    host: HostObservation,
+    service: ServiceObservation,
+    detect: Callable[[ServiceObservation], DistroBuild | None] = detect_build,
+) -> _Context | None:
+    build = detect(service)
     if build is not None and build.release is not None:
         return _Context(build, marked=True)
-    inherited = host_release(host, service)
+    inherited = host_release(host, service, detect)
     if build is None:
         if inherited is None:
             return None
@@ -253,6 +259,12 @@ def apply_distribution(
     ctx = _context(host, service)
     if ctx is None:
         return list(findings)
+    return _decide_all(ctx, findings, tracker)
+
+
+def _decide_all(
+    ctx: _Context, findings: Sequence[Finding], tracker: DistroTracker | None
+) -> list[Finding]:
     out: list[Finding] = []
     for finding in findings:
         if finding.status is not FindingStatus.CONFIRMED:
@@ -261,3 +273,49 @@ def apply_distribution(
         status, evidence = _decide(ctx, finding, tracker)
         out.append(dataclasses.replace(finding, status=status, distribution=evidence))
     return out
+
+
+class DistributionMemo:
+    """`apply_distribution` for one tracker, remembered per distinct (build and release, list
+    of findings): a scan has many locations but few distinct (banner, release) pairs, and equal
+    inputs then give the very same Finding objects (cheap to group by identity)."""
+
+    _MAX = 4096  # hostile banners can each make a new context: bounded
+
+    def __init__(self, tracker: DistroTracker | None) -> None:
+        self.tracker = tracker
+        # key -> (the input findings, kept so that their ids stay theirs; the result)
+        self._memo: dict[
+            tuple[_Context, tuple[int, ...]], tuple[tuple[Finding, ...], list[Finding]]
+        ] = {}
+        # detect_build reads only these fields of a service; banners repeat across hosts.
+        self._builds: dict[
+            tuple[str | None, str | None, str | None, tuple[str, ...]], DistroBuild | None
+        ] = {}
+
+    def _detect(self, service: ServiceObservation) -> DistroBuild | None:
+        key = (service.product, service.version, service.extrainfo, service.cpes)
+        try:
+            return self._builds[key]
+        except KeyError:
+            pass
+        if len(self._builds) >= self._MAX:
+            self._builds.clear()
+        build = self._builds[key] = detect_build(service)
+        return build
+
+    def __call__(
+        self, host: HostObservation, service: ServiceObservation, findings: Sequence[Finding]
+    ) -> list[Finding]:
+        if not findings:
+            return []
+        ctx = _context(host, service, self._detect)
+        if ctx is None:
+            return list(findings)
+        key = (ctx, tuple(map(id, findings)))
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) >= self._MAX:
+                self._memo.clear()
+            hit = self._memo[key] = (tuple(findings), _decide_all(ctx, findings, self.tracker))
+        return list(hit[1])

@@ -9,8 +9,9 @@ the target format by the renderer that writes it.
 from __future__ import annotations
 
 import importlib
+import io
 from collections.abc import Callable
-from typing import cast
+from typing import IO, cast
 
 from flanscan._errors import UsageError
 from flanscan._model import Report
@@ -27,19 +28,48 @@ _RENDERERS: dict[str, tuple[str, str]] = {
     "pdf": ("flanscan._render._pdf", "render_pdf"),
 }
 
+# format -> (module, function writing text to a stream): the formats that can run to gigabytes
+# (one row or one entry per finding and location) are written as they are made.
+_WRITERS: dict[str, tuple[str, str]] = {
+    "json": ("flanscan._render._json", "write_json"),
+    "csv": ("flanscan._render._csv", "write_csv"),
+}
+
 EXTENSIONS = {fmt: fmt for fmt in FORMATS}
+
+
+def _function(table: dict[str, tuple[str, str]], fmt: str) -> Callable[..., object]:
+    module_name, attr = table[fmt]
+    return cast(Callable[..., object], getattr(importlib.import_module(module_name), attr))
+
+
+def _check(fmt: str) -> None:
+    if fmt not in _RENDERERS:
+        raise UsageError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
 def render(report: Report, fmt: str) -> bytes:
     """Render `report` in format `fmt` (one of `FORMATS`) and return the file's bytes."""
+    _check(fmt)
+    data = _function(_RENDERERS, fmt)(report)
+    assert isinstance(data, bytes)
+    return data
+
+
+def write_report(report: Report, fmt: str, out: IO[bytes]) -> None:
+    """Write `report` in format `fmt` to the binary stream `out` (the same bytes as `render`);
+    JSON and CSV are streamed, so their size never has to fit in memory."""
+    _check(fmt)
+    if fmt not in _WRITERS:
+        out.write(render(report, fmt))
+        return
+    # newline="": the renderers choose their line ends (CSV's are CRLF).
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
     try:
-        module_name, attr = _RENDERERS[fmt]
-    except KeyError:
-        raise UsageError(
-            f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}"
-        ) from None
-    func = cast(Callable[[Report], bytes], getattr(importlib.import_module(module_name), attr))
-    return func(report)
+        _function(_WRITERS, fmt)(report, text)
+        text.flush()
+    finally:
+        text.detach()  # the caller owns `out`
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "render"]
+__all__ = ["EXTENSIONS", "FORMATS", "render", "write_report"]

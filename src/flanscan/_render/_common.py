@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -189,6 +189,34 @@ def location_label(loc: Location) -> str:
     if loc.hostnames:
         label += " (" + ", ".join(loc.hostnames) + ")"
     return one_line(label)
+
+
+class LocationText:
+    """Each location's text, and each list of locations joined, made once per render: a
+    location is listed under every finding that applies to it, and the findings of a service
+    share their location tuples (see `flanscan._report`). Keys are object ids, so an instance
+    lives only while its report does, and keeps what it keyed alive."""
+
+    def __init__(self, text: Callable[[Location], str], sep: str = ", ") -> None:
+        self._text = text
+        self._sep = sep
+        self._one: dict[int, tuple[Location, str]] = {}
+        self._joined: dict[int, tuple[tuple[Location, ...], str]] = {}
+
+    def one(self, loc: Location) -> str:
+        hit = self._one.get(id(loc))
+        if hit is None:
+            hit = self._one[id(loc)] = (loc, self._text(loc))
+        return hit[1]
+
+    def joined(self, locs: Sequence[Location]) -> str:
+        """The locations' texts joined; remembered for a tuple (a report's own lists)."""
+        if not isinstance(locs, tuple):
+            return self._sep.join(map(self.one, locs))
+        hit = self._joined.get(id(locs))
+        if hit is None:
+            hit = self._joined[id(locs)] = (locs, self._sep.join(map(self.one, locs)))
+        return hit[1]
 
 
 def finding_locations(sf: ServiceFinding, svc: ServiceReport) -> tuple[Location, ...] | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from functools import partial
+from typing import TextIO
 
 from flanscan._model import Location, Report, ServiceFinding, ServiceReport
 from flanscan._render import _common as common
@@ -126,10 +128,54 @@ def rows(report: Report) -> Iterator[list[str]]:
                 yield [*_location_cells(svc, loc), *_EMPTY_FINDING]
 
 
+class _CellsText:
+    """Cells as CSV text by the csv module itself, without a line end: a row is its location's
+    cells and its finding's cells joined by a comma, each part made once (RFC 4180 quotes
+    each field on its own, so the joined text is the row csv.writer would write)."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="")
+
+    def __call__(self, cells: list[str]) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(cells)
+        return self._buffer.getvalue()
+
+
+def _location_text(as_text: _CellsText, svc: ServiceReport, loc: Location) -> str:
+    return as_text(_location_cells(svc, loc))
+
+
+def write_csv(report: Report, out: TextIO) -> None:
+    """Write the CSV report (RFC 4180: comma, double quotes, CRLF) to `out` as a stream; the
+    rows are those of `rows(report)`."""
+    as_text = _CellsText()
+    out.write(as_text(list(COLUMNS)) + "\r\n")
+    empty = "," + as_text(_EMPTY_FINDING) + "\r\n"
+    for svc in report.services:
+        prefix = common.LocationText(partial(_location_text, as_text, svc))
+        listed = [*svc.findings, *(svc.product_only if report.list_product_only else ())]
+        # id -> (tuple, its locations' cells): the findings of a service share these tuples.
+        covered: dict[int, tuple[tuple[Location, ...], list[str]]] = {}
+        for sf in listed:
+            if not sf.locations:
+                continue
+            hit = covered.get(id(sf.locations))
+            if hit is None:
+                hit = covered[id(sf.locations)] = (sf.locations, [*map(prefix.one, sf.locations)])
+            row_end = "," + as_text(_finding_cells(sf)) + "\r\n"
+            # Rows of one finding: each location's cells, then the finding's (one join).
+            out.write(row_end.join(hit[1]) + row_end)
+        seen = {loc for locs, _ in covered.values() for loc in locs}
+        for loc in svc.locations:
+            if loc not in seen:
+                out.write(prefix.one(loc) + empty)
+
+
 def render_csv(report: Report) -> bytes:
-    """The CSV report as UTF-8 bytes (RFC 4180: comma, double quotes, CRLF)."""
+    """The CSV report as UTF-8 bytes (what `write_csv` writes)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows(report))
+    write_csv(report, buffer)
     return buffer.getvalue().encode("utf-8")

@@ -117,6 +117,14 @@ _HELPERS = SimpleNamespace(
 )
 
 
+def _helpers() -> SimpleNamespace:
+    """The template's helpers for one render: location texts made once per location (a
+    location is listed under every finding that applies to it)."""
+    where = common.LocationText(common.location_label)
+    helpers = {**vars(_HELPERS), "location_label": where.one, "join_locations": where.joined}
+    return SimpleNamespace(**helpers)
+
+
 @dataclass(frozen=True)
 class _Bar:
     label: str
@@ -155,7 +163,7 @@ def _render(report: Report, *, pdf: bool) -> bytes:
         "pdf_cap": PDF_MAX_LOCATIONS,
         "pdf_finding_cap": PDF_MAX_FINDING_LOCATIONS,
         "pdf_host_cap": PDF_MAX_HOSTS,
-        "h": _HELPERS,
+        "h": _helpers(),
         "css": Markup(css),  # noqa: S704 - static package file, checked by _static
         "js": Markup(js),  # noqa: S704 - static package file, checked by _static
         "csp": _csp(css, js),

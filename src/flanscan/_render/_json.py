@@ -7,8 +7,10 @@ bidi-override characters are dropped, as in every other format.
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from flanscan._model import (
     ChangeSummary,
@@ -21,7 +23,7 @@ from flanscan._model import (
     ServiceReport,
     VulnDbSummary,
 )
-from flanscan._render._common import GENERATOR, clean, iso_datetime, vuln_url
+from flanscan._render._common import GENERATOR, LocationText, clean, iso_datetime, vuln_url
 
 SCHEMA_ID = "https://flanscan.invalid/schemas/report.schema.json"
 FORMAT_VERSION = 1
@@ -46,7 +48,7 @@ def _location(loc: Location) -> Json:
     }
 
 
-def _finding(sf: ServiceFinding) -> Json:
+def _finding(sf: ServiceFinding, *, with_locations: bool = True) -> Json:
     f: Finding = sf.finding
     v = f.vulnerability
     kev = v.kev
@@ -116,11 +118,11 @@ def _finding(sf: ServiceFinding) -> Json:
             "owner": clean(rule.owner),
             "expires": _s(rule.expires),
         },
-        "locations": [_location(loc) for loc in sf.locations],
+        "locations": [_location(loc) for loc in sf.locations] if with_locations else [],
     }
 
 
-def _service(svc: ServiceReport) -> Json:
+def _service(svc: ServiceReport, *, with_findings: bool = True) -> Json:
     worst = svc.worst_severity
     return {
         "name": _s(svc.name),
@@ -129,9 +131,9 @@ def _service(svc: ServiceReport) -> Json:
         "extrainfo": _s(svc.extrainfo),
         "cpe": _strs(svc.cpes),
         "worst_severity": worst.label if worst is not None else None,
-        "locations": [_location(loc) for loc in svc.locations],
-        "vulnerabilities": [_finding(sf) for sf in svc.findings],
-        "product_only": [_finding(sf) for sf in svc.product_only],
+        "locations": [_location(loc) for loc in svc.locations] if with_findings else [],
+        "vulnerabilities": [_finding(sf) for sf in svc.findings] if with_findings else [],
+        "product_only": [_finding(sf) for sf in svc.product_only] if with_findings else [],
     }
 
 
@@ -198,8 +200,9 @@ def _changes(ch: ChangeSummary | None) -> Json | None:
     }
 
 
-def report_to_dict(report: Report) -> Json:
-    """The report as plain JSON data, keys in documented order (see the JSON Schema)."""
+def report_to_dict(report: Report, *, with_services: bool = True) -> Json:
+    """The report as plain JSON data, keys in documented order (see the JSON Schema);
+    `with_services=False` leaves the services out (`write_json` streams them)."""
     by_status: dict[str, int] = {}
     for svc in report.services:
         for sf in svc.findings:
@@ -218,7 +221,7 @@ def report_to_dict(report: Report) -> Json:
             "hosts": len(report.hosts),
         },
         "changes": _changes(report.changes),
-        "services": [_service(svc) for svc in report.services],
+        "services": [_service(svc) for svc in report.services] if with_services else [],
         "hosts": [_host(h) for h in report.hosts],
         "vulnerability_database": _vulndb(report.vulndb, report.vulndb_note),
         "notes": _strs(report.notes),
@@ -229,18 +232,60 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def render_json(report: Report) -> bytes:
-    """The JSON report as UTF-8 bytes: deterministic, one top-level key per line and one
-    service or host per line, so that it diffs well and stays on the C encoder (an indented
-    dump runs the pure-Python encoder, several times slower on a large scan)."""
-    parts = ["{"]
-    items = list(report_to_dict(report).items())
-    for i, (key, value) in enumerate(items):
-        comma = "," if i < len(items) - 1 else ""
+def _service_parts(svc: ServiceReport, locations: LocationText) -> Iterator[str]:
+    """One service's line in pieces, the same text as `_dumps(_service(svc))`: each location is
+    serialised once and each shared list of locations joined once, not under every finding
+    (a service's line runs to megabytes at fleet scale)."""
+    head = _service(svc, with_findings=False)
+    for key in ("locations", "vulnerabilities", "product_only"):  # the last keys, in order
+        del head[key]
+    yield _dumps(head)[:-1]
+    yield ', "locations": ['
+    yield locations.joined(svc.locations)
+    for key, findings in (("vulnerabilities", svc.findings), ("product_only", svc.product_only)):
+        yield f"], {_dumps(key)}: ["
+        for i, sf in enumerate(findings):
+            if i:
+                yield ", "
+            finding = _finding(sf, with_locations=False)
+            del finding["locations"]  # the last key
+            yield _dumps(finding)[:-1]
+            yield ', "locations": ['
+            yield locations.joined(sf.locations)
+            yield "]}"
+    yield "]}"
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """Write the JSON report to `out` as a stream: deterministic, one top-level key per line
+    and one service or host per line, so that it diffs well and stays on the C encoder (an
+    indented dump runs the pure-Python encoder, several times slower on a large scan)."""
+    locations = LocationText(lambda loc: _dumps(_location(loc)))
+    head = report_to_dict(report, with_services=False)
+    keys = list(head)
+    out.write("{\n")
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        if key == "services" and report.services:
+            out.write(f" {_dumps(key)}: [\n  ")
+            for n, svc in enumerate(report.services):
+                if n:
+                    out.write(",\n  ")
+                out.writelines(_service_parts(svc, locations))
+            out.write(f"\n ]{comma}\n")
+            continue
+        value = head[key]
         if isinstance(value, list) and value:
-            rows = ",\n  ".join(_dumps(v) for v in value)
-            parts.append(f" {_dumps(key)}: [\n  {rows}\n ]{comma}")
+            out.write(f" {_dumps(key)}: [\n  ")
+            out.write(",\n  ".join(_dumps(v) for v in value))
+            out.write(f"\n ]{comma}\n")
         else:
-            parts.append(f" {_dumps(key)}: {_dumps(value)}{comma}")
-    parts.append("}\n")
-    return "\n".join(parts).encode("utf-8")
+            out.write(f" {_dumps(key)}: {_dumps(value)}{comma}\n")
+    out.write("}\n")
+
+
+def render_json(report: Report) -> bytes:
+    """The JSON report as UTF-8 bytes (what `write_json` writes)."""
+    buffer = io.StringIO()
+    write_json(report, buffer)
+    return buffer.getvalue().encode("utf-8")

@@ -46,8 +46,13 @@ def _table(header: Sequence[str], rows: Iterable[Iterable[str]]) -> list[str]:
     return lines
 
 
-def _locations(locs: Sequence[Location]) -> str:
-    return ", ".join(escape_md(common.location_label(loc)) for loc in locs)
+def _location_text(loc: Location) -> str:
+    return escape_md(common.location_label(loc))
+
+
+def _locations(where: common.LocationText, locs: Sequence[Location]) -> str:
+    # `where` makes each location's text once per report (see common.LocationText).
+    return where.joined(locs)
 
 
 _FINDING_HEADER = (
@@ -63,7 +68,9 @@ _FINDING_HEADER = (
 )
 
 
-def _finding_cells(svc: ServiceReport, sf: ServiceFinding, with_service: bool) -> list[str]:
+def _finding_cells(
+    where: common.LocationText, svc: ServiceReport, sf: ServiceFinding, with_service: bool
+) -> list[str]:
     f: Finding = sf.finding
     v = f.vulnerability
     summary = escape_md(v.summary)
@@ -71,7 +78,7 @@ def _finding_cells(svc: ServiceReport, sf: ServiceFinding, with_service: bool) -
         summary = f"**{escape_md(common.service_title(svc))}**: {summary}"
     own = common.finding_locations(sf, svc)
     if own is not None:
-        summary += f" (at {_locations(own)})"
+        summary += f" (at {_locations(where, own)})"
     return [
         _link(v),
         f"**{f.severity.label}**",
@@ -96,14 +103,14 @@ def _evidence(items: Iterable[tuple[ServiceReport, ServiceFinding]]) -> list[str
     return lines
 
 
-def _service_section(svc: ServiceReport) -> list[str]:
+def _service_section(where: common.LocationText, svc: ServiceReport) -> list[str]:
     worst = svc.worst_severity
     lines = [f"### {escape_md(common.service_title(svc))} ({worst.label if worst else 'none'})", ""]
     if svc.extrainfo:
         lines += [escape_md(svc.extrainfo), ""]
     if svc.cpes:
         lines += ["CPE: " + ", ".join(escape_md(c) for c in svc.cpes), ""]
-    lines += [f"Locations ({len(svc.locations)}): {_locations(svc.locations)}", ""]
+    lines += [f"Locations ({len(svc.locations)}): {_locations(where, svc.locations)}", ""]
     for items, intro in (
         (common.confirmed_findings(svc), None),
         (common.unconfirmed_findings(svc), common.UNCONFIRMED_NOTE),
@@ -112,23 +119,27 @@ def _service_section(svc: ServiceReport) -> list[str]:
             continue
         if intro:
             lines += [f"**{escape_md(intro)}**", ""]
-        lines += _table(_FINDING_HEADER, (_finding_cells(svc, sf, False) for sf in items))
+        lines += _table(_FINDING_HEADER, (_finding_cells(where, svc, sf, False) for sf in items))
         lines += _evidence((svc, sf) for sf in items)
     if svc.product_only:
         lines += [f"_{escape_md(common.product_only_note(svc))}_", ""]
     return lines
 
 
-def _appendix(title: str, intro: str, entries: list[common.AppendixEntry]) -> list[str]:
+def _appendix(
+    where: common.LocationText, title: str, intro: str, entries: list[common.AppendixEntry]
+) -> list[str]:
     lines = [f"## {title}", "", intro, ""]
     if not entries:
         return [*lines, "None.", ""]
-    lines += _table(_FINDING_HEADER, (_finding_cells(e.service, e.item, True) for e in entries))
+    lines += _table(
+        _FINDING_HEADER, (_finding_cells(where, e.service, e.item, True) for e in entries)
+    )
     lines += _evidence((e.service, e.item) for e in entries)
     return lines
 
 
-def _product_only(report: Report) -> list[str]:
+def _product_only(where: common.LocationText, report: Report) -> list[str]:
     lines: list[str] = []
     for svc in report.services:
         if not svc.product_only:
@@ -143,7 +154,7 @@ def _product_only(report: Report) -> list[str]:
             ]
         lines += [f"**{escape_md(common.service_title(svc))}**", ""]
         lines += _table(
-            _FINDING_HEADER, (_finding_cells(svc, sf, False) for sf in svc.product_only)
+            _FINDING_HEADER, (_finding_cells(where, svc, sf, False) for sf in svc.product_only)
         )
     return lines
 
@@ -178,6 +189,7 @@ def _changes(report: Report) -> list[str]:
 
 def render_md(report: Report) -> bytes:
     """The Markdown report as UTF-8 bytes."""
+    where = common.LocationText(_location_text)
     scan = report.scan
     vulnerable = list(common.vulnerable_services(report))
     others = list(common.other_services(report))
@@ -204,7 +216,7 @@ def render_md(report: Report) -> bytes:
     if not vulnerable:
         out += ["No service has a known open vulnerability.", ""]
     for svc in vulnerable:
-        out += _service_section(svc)
+        out += _service_section(where, svc)
     out += ["## Services with no known vulnerabilities", ""]
     if not others:
         out += ["None.", ""]
@@ -221,13 +233,13 @@ def render_md(report: Report) -> bytes:
                         else ""
                     ),
                     ", ".join(escape_md(c) for c in svc.cpes),
-                    _locations(svc.locations),
+                    _locations(where, svc.locations),
                 ]
                 for svc in others
             ),
         )
     if report.list_product_only:
-        out += _product_only(report)
+        out += _product_only(where, report)
     out += ["## Scan", ""]
     out += [f"- **{label}:** {escape_md(value)}" for label, value in common.scan_lines(report)]
     out += ["", f"### Hosts up ({len(report.hosts)})", ""]
@@ -251,5 +263,5 @@ def render_md(report: Report) -> bytes:
         out += [f"- {escape_md(note)}" for note in report.notes]
         out.append("")
     for appendix in common.appendices(report):
-        out += _appendix(appendix.title, appendix.intro, appendix.entries)
+        out += _appendix(where, appendix.title, appendix.intro, appendix.entries)
     return "\n".join(out).encode("utf-8")

@@ -11,7 +11,7 @@ because pdflatex stops on a Unicode character it has no definition for. Long unb
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from flanscan._model import Location, Report, ServiceFinding, ServiceReport
 from flanscan._render import _common as common
@@ -107,11 +107,18 @@ def _sev(label: str) -> str:
     return rf"\sev{{sev{label}}}{{{label}}}"
 
 
-def _locations(locs: Iterable[Location]) -> str:
-    return ", ".join(escape_tex(common.location_label(loc)) for loc in locs)
+def _location_text(loc: Location) -> str:
+    return escape_tex(common.location_label(loc))
 
 
-def _finding(svc: ServiceReport, sf: ServiceFinding, with_service: bool) -> list[str]:
+def _locations(where: common.LocationText, locs: Sequence[Location]) -> str:
+    # `where` makes each location's text once per report (see common.LocationText).
+    return where.joined(locs)
+
+
+def _finding(
+    where: common.LocationText, svc: ServiceReport, sf: ServiceFinding, with_service: bool
+) -> list[str]:
     f = sf.finding
     v = f.vulnerability
     facts = [escape_tex(common.fmt_score(v.cvss))]
@@ -134,7 +141,7 @@ def _finding(svc: ServiceReport, sf: ServiceFinding, with_service: bool) -> list
         lines.append(r"\\ " + escape_tex(v.summary))
     own = common.finding_locations(sf, svc)
     if own is not None:
-        lines.append(r"\\ {\small At: " + _locations(own) + "}")
+        lines.append(r"\\ {\small At: " + _locations(where, own) + "}")
     if url:
         lines.append(r"\\ {\footnotesize\ttfamily " + escape_tex(url) + "}")
     ev = common.evidence_lines(f)
@@ -144,7 +151,7 @@ def _finding(svc: ServiceReport, sf: ServiceFinding, with_service: bool) -> list
     return lines
 
 
-def _service(svc: ServiceReport) -> list[str]:
+def _service(where: common.LocationText, svc: ServiceReport) -> list[str]:
     worst = svc.worst_severity
     title = escape_tex(common.service_title(svc))
     lines = [rf"\subsection*{{{title} {_sev(worst.label) if worst else ''}}}"]
@@ -152,28 +159,29 @@ def _service(svc: ServiceReport) -> list[str]:
         lines.append(escape_tex(svc.extrainfo) + r"\par")
     if svc.cpes:
         lines.append(r"{\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + r"}\par")
-    lines.append(
-        rf"\textbf{{Locations ({len(svc.locations)}):}} {{\small {_locations(svc.locations)}}}\par"
-    )
+    locations = _locations(where, svc.locations)
+    lines.append(rf"\textbf{{Locations ({len(svc.locations)}):}} {{\small {locations}}}\par")
     lines.append(r"\medskip")
     for sf in common.confirmed_findings(svc):
-        lines += _finding(svc, sf, False)
+        lines += _finding(where, svc, sf, False)
     unconfirmed = common.unconfirmed_findings(svc)
     if unconfirmed:
         lines += [r"\textbf{" + escape_tex(common.UNCONFIRMED_NOTE) + r"}\par", r"\medskip"]
     for sf in unconfirmed:
-        lines += _finding(svc, sf, False)
+        lines += _finding(where, svc, sf, False)
     if svc.product_only:
         lines.append(r"\emph{" + escape_tex(common.product_only_note(svc)) + r"}\par")
     return lines
 
 
-def _appendix(title: str, intro: str, entries: list[common.AppendixEntry]) -> list[str]:
+def _appendix(
+    where: common.LocationText, title: str, intro: str, entries: list[common.AppendixEntry]
+) -> list[str]:
     lines = [rf"\section*{{{title}}}", escape_tex(intro) + r"\par", r"\medskip"]
     if not entries:
         return [*lines, r"None.\par"]
     for e in entries:
-        lines += _finding(e.service, e.item, True)
+        lines += _finding(where, e.service, e.item, True)
     return lines
 
 
@@ -204,6 +212,7 @@ def _changes(report: Report) -> list[str]:
 
 def render_tex(report: Report) -> bytes:
     """The LaTeX report as UTF-8 bytes (compile with pdflatex)."""
+    where = common.LocationText(_location_text)
     scan = report.scan
     vulnerable = list(common.vulnerable_services(report))
     others = list(common.other_services(report))
@@ -234,7 +243,7 @@ def render_tex(report: Report) -> bytes:
     if not vulnerable:
         out.append(r"No service has a known open vulnerability.\par")
     for svc in vulnerable:
-        out += _service(svc)
+        out += _service(where, svc)
     out.append(r"\section*{Services with no known vulnerabilities}")
     if not others:
         out.append(r"None.\par")
@@ -248,7 +257,7 @@ def render_tex(report: Report) -> bytes:
                 text += r" {\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + "}"
             if svc.product_only:
                 text += r" \emph{" + escape_tex(common.product_only_note(svc)) + "}"
-            text += r"\\ {\small " + _locations(svc.locations) + "}"
+            text += r"\\ {\small " + _locations(where, svc.locations) + "}"
             out.append(r"\item{} " + text)
         out.append(r"\end{itemize}")
     if report.list_product_only:
@@ -261,7 +270,7 @@ def render_tex(report: Report) -> bytes:
                 ]
             out.append(r"\textbf{" + escape_tex(common.service_title(svc)) + r"}\par\medskip")
             for sf in svc.product_only:
-                out += _finding(svc, sf, False)
+                out += _finding(where, svc, sf, False)
     out += [r"\section*{Scan}", r"\begin{description}"]
     out += [
         rf"\item[{escape_tex(label)}] {escape_tex(value)}"
@@ -287,6 +296,6 @@ def render_tex(report: Report) -> bytes:
         out += [r"\item{} " + escape_tex(note) for note in report.notes]
         out.append(r"\end{itemize}")
     for appendix in common.appendices(report):
-        out += _appendix(appendix.title, appendix.intro, appendix.entries)
+        out += _appendix(where, appendix.title, appendix.intro, appendix.entries)
     out.append(r"\end{document}")
     return ("\n".join(out) + "\n").encode("utf-8")
