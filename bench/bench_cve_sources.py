@@ -78,15 +78,24 @@ def main() -> None:
             f = source.figures
             tiers = ", ".join(f"{t} {c}" for t, c, _ in f.tiers)
             print(f"source:       {source.name}: {f.records} records; {tiers}")
-        matcher = Matcher(db)
-        start = time.perf_counter()
-        by_source: Counter[str] = Counter()
-        for service in services:
-            for finding in matcher.match(service):  # type: ignore[arg-type]
-                by_source[finding.match_source.value] += 1
-        elapsed = time.perf_counter() - start
-    found = ", ".join(f"{k} {v}" for k, v in by_source.most_common())
-    print(f"matching:     {args.services} services in {elapsed:.3f} s (findings: {found})")
+        # As a scan runs by default (--min-confidence medium: the description tier is skipped),
+        # then with --min-confidence possible; each from a fresh Matcher (cold caches).
+        results = []
+        for possible in (False, True):
+            matcher = Matcher(db)
+            start = time.perf_counter()
+            by_source: Counter[str] = Counter()
+            for service in services:
+                for finding in matcher.match(service, include_possible=possible):  # type: ignore[arg-type]
+                    by_source[finding.match_source.value] += 1
+            results.append((possible, time.perf_counter() - start, by_source))
+    for possible, elapsed, by_source in results:
+        found = ", ".join(f"{k} {v}" for k, v in by_source.most_common())
+        level = "possible" if possible else "medium (default)"
+        print(
+            f"matching:     {args.services} services in {elapsed:.3f} s, --min-confidence "
+            f"{level} (target < 1 s; findings: {found})"
+        )
 
 
 if __name__ == "__main__":

@@ -135,7 +135,13 @@ def make_analyzer(
 
     def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
         # Product-only matches are always kept: the report counts them, and lists them on request.
-        findings = list(match_service(service, db)) if db is not None else []
+        findings = (
+            list(
+                match_service(service, db, include_possible=floor <= SourceConfidence.POSSIBLE.rank)
+            )
+            if db is not None
+            else []
+        )
         findings = [f for f in findings if f.source_confidence.rank >= floor]
         if service.vulners:
             known = {f.id for f in findings}

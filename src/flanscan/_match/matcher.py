@@ -124,11 +124,13 @@ class Matcher:
 
     # ------------------------------------------------------------------ matching
 
-    def match_product(self, product: DetectedProduct) -> _ProductResult:
-        """CVEs for one detected product (cached per product names, version and attributes)."""
+    def match_product(self, product: DetectedProduct, *, possible: bool = True) -> _ProductResult:
+        """CVEs for one detected product (cached per product names, version and attributes).
+
+        `possible`: also the description-text tier (skipped when nobody will see it)."""
         # Product-only results carry the reason in their note: keep reasons apart.
         reason = product.unknown_reason if product.version is None else None
-        key = (product.nvd_names, product.version, product.extras, reason)
+        key = (product.nvd_names, product.version, product.extras, reason, possible)
         cached = self._results.get(key)
         if cached is not None:
             return cached
@@ -161,7 +163,7 @@ class Matcher:
                 hits[cve_id] = _Hit(cve_id, exact, tuple(evidence[:_MAX_EVIDENCE]))
         notes: tuple[str, ...] = ()
         if exact and product.version is not None and isinstance(self._db, TierLookup):
-            notes += self._match_tiers(product, target, hits, {c for c, _ in candidates})
+            notes += self._match_tiers(product, target, hits, {c for c, _ in candidates}, possible)
         if exact and uncomparable:
             shown = ", ".join(sorted(uncomparable)[:3])
             notes = (
@@ -185,6 +187,7 @@ class Matcher:
         target: Target,
         hits: dict[str, _Hit],
         nvd_decided: set[str],
+        possible: bool,
     ) -> tuple[str, ...]:
         """Add the findings of the tiers beyond NVD configurations (see `tiers.py`)."""
         assert product.version is not None and isinstance(self._db, TierLookup)
@@ -211,7 +214,7 @@ class Matcher:
 
         alias = alias_for_nvd_names(product.nvd_names)
         tiers = TierMatcher(self._db, alias, product.nvd_names, evaluate_configs)
-        outcome = tiers.match(product.version, nvd_decided)
+        outcome = tiers.match(product.version, nvd_decided, descriptions=possible)
         for cve_id in outcome.overridden:
             hits.pop(cve_id, None)
         for cve_id, hit in outcome.hits.items():
@@ -231,24 +234,35 @@ class Matcher:
         return tuple(notes)
 
     def explain(
-        self, service: ServiceObservation, *, include_product_only: bool = True
+        self,
+        service: ServiceObservation,
+        *,
+        include_product_only: bool = True,
+        include_possible: bool = True,
     ) -> ServiceMatch:
-        """Findings for `service` and notes on what could not be matched exactly."""
+        """Findings for `service` and notes on what could not be matched exactly.
+
+        `include_possible=False` skips the description-text tier (confidence `possible`)."""
         key = (
             service.cpes,
             service.product,
             service.version,
             service.extrainfo,
             include_product_only,
+            include_possible,
         )
         cached = self._services.get(key)
         if cached is not None:
             return cached
         with _gc_paused():
-            return self._explain(service, include_product_only, key)
+            return self._explain(service, include_product_only, include_possible, key)
 
     def _explain(
-        self, service: ServiceObservation, include_product_only: bool, key: tuple[object, ...]
+        self,
+        service: ServiceObservation,
+        include_product_only: bool,
+        include_possible: bool,
+        key: tuple[object, ...],
     ) -> ServiceMatch:
         banner = service.banner
         host_os = host_os_family(service)
@@ -258,7 +272,7 @@ class Matcher:
         for product in detect_products(service):
             if product.version is None and not include_product_only:
                 continue
-            result = self.match_product(product)
+            result = self.match_product(product, possible=include_possible)
             notes.extend(n for n in result.notes if n not in notes)
             for hit in result.hits:
                 ev = [
@@ -309,10 +323,19 @@ class Matcher:
         return match
 
     def match(
-        self, service: ServiceObservation, *, include_product_only: bool = True
+        self,
+        service: ServiceObservation,
+        *,
+        include_product_only: bool = True,
+        include_possible: bool = True,
     ) -> list[Finding]:
         """Findings for `service`: exact ones first, then product-only (if asked for)."""
-        return list(self.explain(service, include_product_only=include_product_only).findings)
+        found = self.explain(
+            service,
+            include_product_only=include_product_only,
+            include_possible=include_possible,
+        )
+        return list(found.findings)
 
 
 def _alias(product: DetectedProduct, criteria: str) -> str | None:
@@ -335,7 +358,11 @@ def matcher_for(db: VulnLookup) -> Matcher:
 
 
 def match_service(
-    service: ServiceObservation, db: VulnLookup, *, include_product_only: bool = True
+    service: ServiceObservation,
+    db: VulnLookup,
+    *,
+    include_product_only: bool = True,
+    include_possible: bool = True,
 ) -> list[Finding]:
     """Findings for one service from the NVD data in `db`.
 
@@ -343,4 +370,6 @@ def match_service(
     `product-only`: the service's version is unknown and the CVE exists for the product; these
     are left out when `include_product_only` is False.
     """
-    return matcher_for(db).match(service, include_product_only=include_product_only)
+    return matcher_for(db).match(
+        service, include_product_only=include_product_only, include_possible=include_possible
+    )

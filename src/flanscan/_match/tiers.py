@@ -178,8 +178,11 @@ class TierMatcher:
             out.setdefault(row.cve_id, []).append(row)
         return out
 
-    def match(self, version: str, nvd_decided: set[str]) -> TierOutcome:
-        """Tier findings for `version`; `nvd_decided`: CVEs whose NVD configurations name it."""
+    def match(
+        self, version: str, nvd_decided: set[str], *, descriptions: bool = True
+    ) -> TierOutcome:
+        """Tier findings for `version`; `nvd_decided`: CVEs whose NVD configurations name it;
+        `descriptions`: also the description-text tier."""
         outcome = TierOutcome()
         self._version = version
         statements: dict[str, dict[str, AffectedData]] = {}
@@ -210,7 +213,8 @@ class TierMatcher:
                 continue
             if not decided and cve_id in debian:
                 self._distribution(cve_id, debian[cve_id], version, outcome)
-        self._descriptions(version, nvd_decided, statements.keys() | debian.keys(), outcome)
+        if descriptions:
+            self._descriptions(version, nvd_decided, statements.keys() | debian.keys(), outcome)
         return outcome
 
     def _descriptions(
