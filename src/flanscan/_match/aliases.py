@@ -59,12 +59,23 @@ class ProductAlias:
     words: tuple[str, ...] = ()  # lower-case names in description text ("apache http server")
     _product_res: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False)
     _debian_res: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False)
+    _cve5_keys: frozenset[str] = field(default=frozenset(), init=False, repr=False)
+    _cve5_packages: frozenset[str] = field(default=frozenset(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         res = tuple(re.compile(p, re.IGNORECASE) for p in self.nmap_products)
         object.__setattr__(self, "_product_res", res)
         deb = tuple(re.compile(f"(?:{p})\\Z") for p in self.debian)
         object.__setattr__(self, "_debian_res", deb)
+        keys = frozenset(spelling_key(*s.split(" / ", 1)) for s in self.cve5)
+        object.__setattr__(self, "_cve5_keys", keys)
+        packages = frozenset(" ".join(p.split()).lower() for p in self.cve5_packages)
+        object.__setattr__(self, "_cve5_packages", packages)
+
+    @property
+    def cve5_package_keys(self) -> frozenset[str]:
+        """`packageName` values naming the upstream product, as compared (lower case)."""
+        return self._cve5_packages
 
     @property
     def nvd_names(self) -> tuple[tuple[str, str], ...]:
@@ -77,7 +88,7 @@ class ProductAlias:
 
     @property
     def cve5_keys(self) -> frozenset[str]:
-        return frozenset(spelling_key(*s.split(" / ", 1)) for s in self.cve5)
+        return self._cve5_keys
 
     def names_product(self, product: str) -> bool:
         return any(r.search(product) for r in self._product_res)

@@ -170,10 +170,32 @@ def _changed_status(version: str, base: Status, changes: Sequence[dict[str, Any]
     return base
 
 
-def _edition_applies(item_text: str, version: str, scheme: VersionScheme) -> bool:
-    if scheme != "bind":
-        return True
-    return bool(_EDITION.search(item_text)) == bool(_EDITION.search(version))
+_Prepared = tuple[bool, Bounds | None, Status, tuple[dict[str, Any], ...], str]
+_PREPARED: dict[int, tuple[dict[str, Any], tuple[_Prepared, ...]]] = {}
+_PREPARED_MAX = 200_000
+
+
+def _prepare(entry: dict[str, Any]) -> tuple[_Prepared, ...]:
+    """An entry's items read once (bounds, status, edition): entries come from the lookup's
+    cache and are evaluated for every version of a scan, so reading is kept per entry object."""
+    hit = _PREPARED.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    items: list[_Prepared] = []
+    for item in entry.get("versions") or ():
+        texts = " ".join(str(item.get(k, "")) for k in ("version", "lessThan", "lessThanOrEqual"))
+        bounds = item_bounds(item)
+        changes = tuple(item.get("changes") or ())
+        text = bounds.text() if bounds is not None else ""
+        if changes:
+            text += " (status changes at " + ", ".join(str(c["at"]) for c in changes) + ")"
+        items.append(
+            (bool(_EDITION.search(texts)), bounds, _as_status(item.get("status")), changes, text)
+        )
+    if len(_PREPARED) >= _PREPARED_MAX:
+        _PREPARED.clear()
+    _PREPARED[id(entry)] = (entry, tuple(items))
+    return tuple(items)
 
 
 def evaluate_entry(entry: dict[str, Any], version: str, scheme: VersionScheme) -> Verdict:
@@ -181,11 +203,10 @@ def evaluate_entry(entry: dict[str, Any], version: str, scheme: VersionScheme) -
     affected: list[str] = []
     unaffected: list[str] = []
     unparsable = 0
-    for item in entry.get("versions") or ():
-        texts = " ".join(str(item.get(k, "")) for k in ("version", "lessThan", "lessThanOrEqual"))
-        if not _edition_applies(texts, version, scheme):
-            continue
-        bounds = item_bounds(item)
+    edition = bool(_EDITION.search(version)) if scheme == "bind" else False
+    for has_edition, bounds, status, changes, text in _prepare(entry):
+        if scheme == "bind" and has_edition != edition:
+            continue  # BIND -S1 items apply to -S banners only, plain items to plain ones
         if bounds is None:
             unparsable += 1
             continue
@@ -195,12 +216,8 @@ def evaluate_entry(entry: dict[str, Any], version: str, scheme: VersionScheme) -
             continue
         if not inside:
             continue
-        status = _as_status(item.get("status"))
-        changes = item.get("changes") or ()
-        text = bounds.text()
         if changes:
             status = _changed_status(version, status, changes)
-            text += " (status changes at " + ", ".join(str(c["at"]) for c in changes) + ")"
         if status == "affected":
             affected.append(text)
         elif status == "unaffected":

@@ -89,6 +89,10 @@ class Matcher:
         self._results: dict[tuple[object, ...], _ProductResult] = {}
         self._vulns: dict[str, Vulnerability] = {}
         self._services: dict[tuple[object, ...], ServiceMatch] = {}
+        self._tier_matchers: dict[
+            tuple[tuple[str, str], ...],
+            tuple[TierMatcher, ConfigParser, dict[int, tuple[object, tuple[Configuration, ...]]]],
+        ] = {}
 
     # ------------------------------------------------------------------ database access
 
@@ -191,13 +195,31 @@ class Matcher:
     ) -> tuple[str, ...]:
         """Add the findings of the tiers beyond NVD configurations (see `tiers.py`)."""
         assert product.version is not None and isinstance(self._db, TierLookup)
-        parser = ConfigParser(product.nvd_names)
+        cached = self._tier_matchers.get(product.nvd_names)
+        if cached is None:
+            if len(self._tier_matchers) >= _PRODUCT_CACHE:
+                self._tier_matchers.clear()
+            cached = self._tier_matchers[product.nvd_names] = (
+                TierMatcher(
+                    self._db,
+                    alias_for_nvd_names(product.nvd_names),
+                    product.nvd_names,
+                    lambda raw: [],
+                ),
+                ConfigParser(product.nvd_names),
+                {},
+            )
+        tiers, parser, parsed = cached
 
         def evaluate_configs(
             raw: Sequence[dict[str, Any]],
         ) -> list[tuple[str, str, tuple[str, ...]]]:
             out: list[tuple[str, str, tuple[str, ...]]] = []
-            for config in parser.parse(list(raw)):
+            # The raw lists live in the lookup's cache: parse each once per product.
+            configs = parsed.get(id(raw))
+            if configs is None or configs[0] is not raw:
+                configs = parsed[id(raw)] = (raw, parser.parse(list(raw)))
+            for config in configs[1]:
                 found, _ = evaluate(config, target, None)
                 if found is None:
                     continue
@@ -212,8 +234,8 @@ class Matcher:
             out.sort(key=lambda e: len(e[2]))
             return out
 
-        alias = alias_for_nvd_names(product.nvd_names)
-        tiers = TierMatcher(self._db, alias, product.nvd_names, evaluate_configs)
+        alias = tiers.alias
+        tiers.use(evaluate_configs)
         outcome = tiers.match(product.version, nvd_decided, descriptions=possible)
         for cve_id in outcome.overridden:
             hits.pop(cve_id, None)

@@ -108,7 +108,7 @@ def _names_product(
     if vendor or product:
         return spelling_key(vendor, product) in alias.cve5_keys
     package = " ".join(str(entry.get("packageName") or "").split()).lower()
-    return bool(package) and package in {p.lower() for p in alias.cve5_packages}
+    return bool(package) and package in alias.cve5_package_keys
 
 
 def _spelling(entry: dict[str, Any]) -> str:
@@ -152,6 +152,16 @@ class TierMatcher:
         self.cpes = set(nvd_names) | (alias.cpe_names if alias is not None else set())
         self._evaluate_configs = evaluate_configs
         self._version = ""
+        # Per product, not per version: what each record says about this product (the
+        # matcher keeps one TierMatcher per product and asks it for every version).
+        self._statements: dict[str, dict[str, AffectedData]] | None = None
+        self._debian_rows: dict[str, list[UnstableFix]] | None = None
+        self._entries: dict[tuple[str, str], tuple[list[dict[str, Any]], str | None]] = {}
+        self._applicable: dict[str, bool] = {}
+
+    def use(self, evaluate_configs: ConfigEvaluator) -> None:
+        """The configuration evaluator for the next version asked for."""
+        self._evaluate_configs = evaluate_configs
 
     def evaluate_configs(
         self, raw: Sequence[dict[str, Any]]
@@ -169,6 +179,11 @@ class TierMatcher:
         ]
 
     def _debian(self) -> dict[str, list[UnstableFix]]:
+        if self._debian_rows is None:
+            self._debian_rows = self._read_debian()
+        return self._debian_rows
+
+    def _read_debian(self) -> dict[str, list[UnstableFix]]:
         alias = self.alias
         if alias is None or not alias.debian:
             return {}
@@ -185,9 +200,12 @@ class TierMatcher:
         `descriptions`: also the description-text tier."""
         outcome = TierOutcome()
         self._version = version
-        statements: dict[str, dict[str, AffectedData]] = {}
-        for item in self.lookup.affected_candidates(index_names(self.alias, self.nvd_names)):
-            statements.setdefault(item.cve_id, {})[item.source] = item
+        if self._statements is None:
+            self._statements = {}
+            names = index_names(self.alias, self.nvd_names)
+            for item in self.lookup.affected_candidates(names):
+                self._statements.setdefault(item.cve_id, {})[item.source] = item
+        statements = self._statements
         debian = self._debian()
         for cve_id in sorted(statements.keys() | debian.keys()):
             by_source = statements.get(cve_id, {})
@@ -246,12 +264,19 @@ class TierMatcher:
     def _cve5(self, cve_id: str, data: dict[str, Any], version: str, outcome: TierOutcome) -> bool:
         """CNA, then ADP; True when one of them decided for the product."""
         applicability = data.get("applicability") or []
-        if applicability and _cpe_pairs(
-            m.get("criteria", "")
-            for conf in applicability
-            for node in conf.get("nodes") or ()
-            for m in node.get("cpeMatch") or ()
-        ) & set(self.nvd_names):
+        applies = self._applicable.get(cve_id)
+        if applies is None:
+            applies = self._applicable[cve_id] = bool(
+                applicability
+                and _cpe_pairs(
+                    m.get("criteria", "")
+                    for conf in applicability
+                    for node in conf.get("nodes") or ()
+                    for m in node.get("cpeMatch") or ()
+                )
+                & set(self.nvd_names)
+            )
+        if applies:
             found = self.evaluate_configs(applicability)
             if found:
                 record = _record(data, "cna") + ", cpeApplicability"
@@ -259,16 +284,12 @@ class TierMatcher:
                 outcome.hits[cve_id] = TierHit(cve_id, MatchSource.CNA, evidence)
             return True
         for container, source in (("cna", MatchSource.CNA), ("adp", MatchSource.ADP)):
-            entries = [
-                e for e in data.get(container) or () if _names_product(e, self.alias, self.cpes)
-            ]
+            entries, refusal = self._product_entries(cve_id, data, container)
             if not entries:
                 continue
-            if source is MatchSource.ADP:
-                refused = [r for r in (adp_entry_is_sane(e, self.cpes) for e in entries) if r]
-                if refused:
-                    outcome.refused_adp.append(f"{cve_id}: CISA ADP {refused[0]}")
-                    return False
+            if refusal is not None:
+                outcome.refused_adp.append(f"{cve_id}: CISA ADP {refusal}")
+                return False
             status, chosen, unparsable = _entries_verdict(entries, version, self.alias)
             outcome.unparsable += unparsable
             if status == "affected":
@@ -283,6 +304,24 @@ class TierMatcher:
                 )
             return True
         return False
+
+    def _product_entries(
+        self, cve_id: str, data: dict[str, Any], container: str
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A container's entries naming the product, and why ADP ones are refused (cached)."""
+        key = (cve_id, container)
+        hit = self._entries.get(key)
+        if hit is None:
+            entries = [
+                e for e in data.get(container) or () if _names_product(e, self.alias, self.cpes)
+            ]
+            refusal = None
+            if container == "adp":
+                refusal = next(
+                    (r for r in (adp_entry_is_sane(e, self.cpes) for e in entries) if r), None
+                )
+            hit = self._entries[key] = (entries, refusal)
+        return hit
 
     def _distribution(
         self, cve_id: str, rows: list[UnstableFix], version: str, outcome: TierOutcome
