@@ -608,3 +608,21 @@ def test_record_text_is_escaped_in_every_format(tmp_path: Path) -> None:
     assert "\\textbf{x}" not in render(report, "tex").decode()
     md = render(report, "md").decode()
     assert "<script>" not in md
+
+
+def test_a_rejected_cve_5_record_removes_the_cves_data(tmp_path: Path) -> None:
+    record = json.loads((CVELIST / "cves/2025/32xxx/CVE-2025-32728.json").read_text())
+    record["cveMetadata"] = dict(
+        record["cveMetadata"], state="REJECTED", dateUpdated="2099-01-01T00:00:00.000Z"
+    )
+    rejected = tmp_path / "rejected" / "CVE-2025-32728.json"
+    rejected.parent.mkdir()
+    rejected.write_text(json.dumps(record))
+    db_path = tmp_path / "v.db"
+    import_paths(db_path, [CVELIST / "cves/2025/32xxx/CVE-2025-32728.json"])
+    with VulnDb.open(db_path) as db:
+        assert "CVE-2025-32728" in findings(db, openssh("9.2p1"))
+    import_paths(db_path, [rejected])
+    with VulnDb.open(db_path) as db:
+        assert "CVE-2025-32728" not in findings(db, openssh("9.2p1"))
+        assert not db.connection.execute("SELECT count(*) FROM affected_name").fetchone()[0]
