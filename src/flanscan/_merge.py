@@ -8,23 +8,30 @@ are reported as not checked (ScanSummary.incomplete_targets and a warning), neve
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from flanscan._errors import DeliveryError, EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
 from flanscan._pipeline import ReportOptions, RunOutcome, finish_report, report_from_xml
-from flanscan._safefile import write_atomic
+from flanscan._records import (
+    DONE_FILE,
+    MERGE_FILE,
+    SHARD_FILE,
+    DoneRecord,
+    MergedShard,
+    MergeRecord,
+    RecordError,
+    ShardRecord,
+    write_record,
+)
+from flanscan._records import ShardState as ShardStateName
 from flanscan._scopecheck import ScopeCheck, scope_of
 from flanscan._shard import Shard, shard_from_dir_name, shard_targets
 from flanscan._storage import (
-    DONE_FILE,
-    SHARD_FILE,
     Location,
     RetryPolicy,
     Sink,
@@ -35,7 +42,6 @@ from flanscan._storage import (
 )
 from flanscan._targets import TargetSet, parse_target
 
-MERGE_FILE = "merge.json"
 # At most this many "not checked" targets are listed per missing shard (a warning gives the count).
 MAX_LISTED_PER_SHARD = 1000
 
@@ -45,7 +51,7 @@ class ShardState:
     """What a run holds for one shard."""
 
     shard: Shard
-    state: str  # "complete" | "missing" | "incomplete"
+    state: ShardStateName
     reason: str = ""
     path: Path | None = None  # the shard's local directory (None when missing)
 
@@ -84,12 +90,18 @@ class MergeOutcome(RunOutcome):
     warnings: list[str] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_done(path: Path) -> DoneRecord | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return DoneRecord.read(path)
+    except RecordError:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def _read_shard(path: Path) -> ShardRecord | None:
+    try:
+        return ShardRecord.read(path)
+    except RecordError:
+        return None
 
 
 def _shard_dirs(names: Sequence[str]) -> dict[Shard, str]:
@@ -129,14 +141,14 @@ def inspect_run(run_dir: Path) -> RunShards:
         )
     count = _shard_count(list(dirs), str(run_dir))
     states = []
-    info: dict[str, Any] | None = None
+    info: ShardRecord | None = None
     for index in range(count):
         shard = Shard(index, count)
         if shard not in dirs:
             states.append(ShardState(shard, "missing", "no shard directory"))
             continue
         path = run_dir / dirs[shard]
-        own = _read_json(path / SHARD_FILE)
+        own = _read_shard(path / SHARD_FILE)
         if own is not None and info is not None and _scope_of_info(own) != _scope_of_info(info):
             # Every pod got the same targets: a shard that says otherwise is not of this run
             # (or was rewritten), and its word cannot widen the run's scope.
@@ -145,27 +157,27 @@ def inspect_run(run_dir: Path) -> RunShards:
                 "shards; merge only shards of one run"
             )
         info = info or own
-        done = _read_json(path / DONE_FILE)
+        done = _read_done(path / DONE_FILE)
         if done is None:
             states.append(
                 ShardState(shard, "incomplete", "no done.json (crashed or running)", path)
             )
-        elif done.get("status") != "complete":
-            states.append(ShardState(shard, "incomplete", f"status {done.get('status')}", path))
+        elif done.status != "complete":
+            states.append(ShardState(shard, "incomplete", f"status {done.status}", path))
         else:
             states.append(ShardState(shard, "complete", "", path))
     return RunShards(
         run_dir=run_dir,
-        run_id=str((info or {}).get("run_id") or run_dir.name),
+        run_id=(info.run_id if info is not None else "") or run_dir.name,
         count=count,
         shards=tuple(states),
-        targets=tuple(str(t) for t in (info or {}).get("targets") or ()),
-        excludes=tuple(str(t) for t in (info or {}).get("excludes") or ()),
+        targets=info.targets if info is not None else (),
+        excludes=info.excludes if info is not None else (),
     )
 
 
-def _scope_of_info(info: dict[str, Any]) -> tuple[list[str], list[str]]:
-    return [str(t) for t in info.get("targets") or ()], [str(t) for t in info.get("excludes") or ()]
+def _scope_of_info(info: ShardRecord) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return info.targets, info.excludes
 
 
 def _share_of(run: RunShards, shard: Shard) -> list[str]:
@@ -180,9 +192,9 @@ def _share_of(run: RunShards, shard: Shard) -> list[str]:
 def _not_checked(run: RunShards, state: ShardState) -> list[str]:
     if state.state == "missing" or state.path is None:
         return _share_of(run, state.shard)
-    done = _read_json(state.path / DONE_FILE)
-    if done is not None and isinstance(done.get("incomplete_targets"), list):
-        return [str(t) for t in done["incomplete_targets"]]
+    done = _read_done(state.path / DONE_FILE)
+    if done is not None:
+        return list(done.incomplete_targets)
     return _share_of(run, state.shard)  # no done.json: nothing of it is known to be finished
 
 
@@ -282,8 +294,8 @@ def _remote_states(sink: Sink, policy: RetryPolicy, scratch: Path) -> tuple[int,
         if f"{name}/{DONE_FILE}" in keys:
             local = scratch / name / DONE_FILE
             retrying(lambda n=name, p=local: sink.get_file(f"{n}/{DONE_FILE}", p), policy)  # type: ignore[misc]
-            done = _read_json(local)
-            if done is not None and done.get("status") == "complete":
+            done = _read_done(local)
+            if done is not None and done.status == "complete":
                 complete.add(shard.index)
     return count, complete, len(dirs)
 
@@ -355,20 +367,15 @@ def merge_run(
 
 
 def _write_merge_record(path: Path, run: RunShards, source: str, reports: Sequence[Path]) -> None:
-    data = {
-        "run_id": run.run_id,
-        "source": source,
-        "merged_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "shard_count": run.count,
-        "complete": run.complete,
-        "shards": [
-            {"index": s.shard.index, "state": s.state, "reason": s.reason} for s in run.shards
-        ],
-        "missing": [s.shard.index for s in run.missing],
-        "incomplete": [s.shard.index for s in run.incomplete],
-        "reports": [p.name for p in reports],
-    }
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    record = MergeRecord(
+        run_id=run.run_id,
+        source=source,
+        merged_at=datetime.now().astimezone(),
+        shard_count=run.count,
+        shards=tuple(MergedShard(s.shard.index, s.state, s.reason) for s in run.shards),
+        reports=tuple(p.name for p in reports),
+    )
+    write_record(path, record)
 
 
 def upload_merged(sink: Sink, out: Path, files: Sequence[Path]) -> None:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from flanscan._errors import ParseError
@@ -35,6 +33,7 @@ from flanscan._model import (
     VulnDbSummary,
 )
 from flanscan._nmapopts import mask_command, split_nmap_argv
+from flanscan._records import HostCounts, read_run_record
 from flanscan._scopecheck import ScopeCheck
 
 Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
@@ -424,48 +423,28 @@ def summarize_runs(infos: Sequence[NmapRunInfo]) -> ScanSummary:
     )
 
 
-def _iso_datetime(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-
 def summary_from_run_json(run_dir: Path) -> ScanSummary | None:
     """The ScanSummary a `flan scan` run recorded in `run_dir/run.json` (targets as the user
     gave them, excludes, profile, commands), or None when there is no readable run.json."""
-    path = run_dir / "run.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    record = read_run_record(run_dir)
+    if record is None:
         return None
-    if not isinstance(data, dict):
-        return None
-    nmap = data.get("nmap") if isinstance(data.get("nmap"), dict) else {}
-    hosts = data.get("hosts") if isinstance(data.get("hosts"), dict) else {}
-    assert isinstance(nmap, dict) and isinstance(hosts, dict)
-    profile = data.get("profile_description") or data.get("profile")
-    ports = data.get("ports")
+    hosts = record.hosts or HostCounts()
+    profile = record.profile_description or record.profile
     return ScanSummary(
-        targets=_strings(data.get("targets")),
-        excluded=_strings(data.get("excludes")),
-        nmap_commands=tuple(mask_command(c) for c in _strings(data.get("nmap_commands"))),
-        nmap_version=str(nmap["version"]) if nmap.get("version") else None,
-        start=_iso_datetime(data.get("start")),
-        end=_iso_datetime(data.get("end")),
-        profile=str(profile) if profile else None,
-        warnings=_strings(data.get("warnings")),
-        hosts_up=int(hosts.get("up") or 0),
-        hosts_down=int(hosts.get("down") or 0),
-        ports=str(ports) if ports else None,
-        incomplete_targets=_strings(data.get("incomplete_targets")),
-        run_id=str(data.get("run_id") or run_dir.name),
+        targets=record.targets,
+        excluded=record.excludes,
+        nmap_commands=tuple(mask_command(c) for c in record.nmap_commands),
+        nmap_version=record.nmap_version or None,
+        start=record.start,
+        end=record.end,
+        profile=profile or None,
+        warnings=record.warnings,
+        hosts_up=hosts.up,
+        hosts_down=hosts.down,
+        ports=record.ports or None,
+        incomplete_targets=record.incomplete_targets or (),
+        run_id=record.run_id or run_dir.name,
     )
 
 

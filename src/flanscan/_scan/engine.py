@@ -24,12 +24,21 @@ from flanscan import __version__
 from flanscan._errors import EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
 from flanscan._nmapopts import mask_argv, mask_command
+from flanscan._records import (
+    RUN_FILE,
+    HostCounts,
+    RunRecord,
+    RunStatus,
+    WorkerPhase,
+    WorkerRecord,
+    WorkerState,
+    write_record,
+)
 from flanscan._scan import nmapout
 from flanscan._scan.nmapargs import PassThrough
 from flanscan._scan.privilege import NmapChoice, choose_nmap
 from flanscan._scan.process import LineQueue, NmapProcess, nmap_version
 from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress
-from flanscan._scan.runfile import write_json
 from flanscan._targets import (
     DEFAULT_MAX_HOSTS,
     TargetChunk,
@@ -82,33 +91,34 @@ class WorkerStatus:
     """One Nmap process of a run and how it ended."""
 
     name: str
-    phase: str  # "scan" | "discovery" | "service"
+    phase: WorkerPhase
     targets: tuple[str, ...]
     command: tuple[str, ...]
     xml: Path | None  # relative to the run directory; None when Nmap wrote no byte of XML
     log: Path
-    status: str = "pending"  # pending | running | done | failed | interrupted | not-started
+    status: WorkerState = "pending"
     exit_code: int | None = None
     start: datetime | None = None
     end: datetime | None = None
     error: str | None = None
     hosts: int = 0  # hosts it covers
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "phase": self.phase,
-            "targets": list(self.targets),
-            "hosts": self.hosts,
-            "command": mask_command(shlex.join(self.command)),
-            "xml": str(self.xml) if self.xml is not None else None,
-            "log": str(self.log),
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "start": _iso(self.start),
-            "end": _iso(self.end),
-            "error": self.error,
-        }
+    def record(self) -> WorkerRecord:
+        """This worker as run.json lists it (command masked)."""
+        return WorkerRecord(
+            name=self.name,
+            phase=self.phase,
+            status=self.status,
+            targets=self.targets,
+            hosts=self.hosts,
+            command=mask_command(shlex.join(self.command)),
+            xml=str(self.xml) if self.xml is not None else None,
+            log=str(self.log),
+            exit_code=self.exit_code,
+            start=self.start,
+            end=self.end,
+            error=self.error,
+        )
 
 
 @dataclass(frozen=True)
@@ -427,7 +437,7 @@ class _Run:
 
     # ---------------------------------------------------------------- jobs
 
-    def _add_job(self, name: str, phase: str, argv: list[str], targets: Sequence[str],
+    def _add_job(self, name: str, phase: WorkerPhase, argv: list[str], targets: Sequence[str],
                  count: int) -> _Job:  # fmt: skip
         status = WorkerStatus(
             name=name,
@@ -461,7 +471,7 @@ class _Run:
             return
         job.status = replace(job.status, status="running", start=_now())
 
-    def _running(self, phase: str | None = None) -> list[_Job]:
+    def _running(self, phase: WorkerPhase | None = None) -> list[_Job]:
         return [
             j for j in self.jobs
             if j.status.status == "running" and (phase is None or j.status.phase == phase)
@@ -502,6 +512,8 @@ class _Run:
     def _on_exit(self, job: _Job) -> None:
         assert job.proc is not None
         code = job.proc.wait()
+        status: WorkerState
+        error: str | None
         if code == 0:
             status, error = "done", None
         elif self.interrupted:
@@ -599,7 +611,7 @@ class _Run:
     def plan_first_phase(self) -> None:
         names_family = 6 if self.plan.extra.ipv6 else 4
         chunks = split_targets(self.plan.targets, self.workers, names_family=names_family)
-        phase = "discovery" if self.options.ports == "all" else "scan"
+        phase: WorkerPhase = "discovery" if self.options.ports == "all" else "scan"
         width = max(2, len(str(len(chunks))))
         if phase == "discovery":
             # A quick pass over the ports Nmap knows a service for finds most services in a
@@ -767,42 +779,44 @@ class _Run:
         )
 
     def write_runfile(self, end: datetime | None, result: ScanResult | None = None) -> None:
+        status: RunStatus = "running"
         if result is not None:
             status = "complete" if result.complete else (
                 "interrupted" if result.interrupted else "incomplete"
             )  # fmt: skip
-        else:
-            status = "running"
-        data: dict[str, object] = {
-            "flanscan_version": __version__,
-            "run_id": self.run_dir.name,
-            "status": status,
-            "targets": [s.text for s in self.options.targets],
-            "excludes": [s.text for s in self.options.excludes],
-            "target_count": self.plan.targets.count,
-            "profile": self.options.ports,
-            "profile_description": self.plan.description,
-            "ports": self.plan.ports_label,
-            "scan_type": self.plan.tcp_flag,
-            "privileged": self.plan.privileged,
-            "extra_args": mask_argv(self.options.extra_args),
-            "vulners": self.options.vulners,
-            "nmap": {"path": self.nmap, "version": self.version},
-            "workers_max": self.workers,
-            "service_workers_max": self.service_slots if self.options.ports == "all" else 0,
-            "start": _iso(self.start),
-            "end": _iso(end),
-            "nmap_commands": [mask_command(shlex.join(j.status.command)) for j in self.jobs],
-            "workers": [j.status.as_json() for j in self.jobs],
-            "warnings": list(self.warnings),
-        }
+        record = RunRecord(
+            flanscan_version=__version__,
+            run_id=self.run_dir.name,
+            status=status,
+            targets=tuple(s.text for s in self.options.targets),
+            excludes=tuple(s.text for s in self.options.excludes),
+            target_count=self.plan.targets.count,
+            profile=self.options.ports,
+            profile_description=self.plan.description,
+            ports=self.plan.ports_label,
+            scan_type=self.plan.tcp_flag,
+            privileged=self.plan.privileged,
+            extra_args=tuple(mask_argv(self.options.extra_args)),
+            vulners=self.options.vulners,
+            nmap_path=self.nmap,
+            nmap_version=self.version,
+            workers_max=self.workers,
+            service_workers_max=self.service_slots if self.options.ports == "all" else 0,
+            start=self.start,
+            end=end,
+            nmap_commands=tuple(mask_command(shlex.join(j.status.command)) for j in self.jobs),
+            workers=tuple(j.status.record() for j in self.jobs),
+            warnings=tuple(self.warnings),
+        )
         if result is not None:
-            data["incomplete_targets"] = list(result.incomplete_targets)
-            data["hosts"] = {"total": result.hosts_total, "up": result.hosts_up,
-                             "down": result.hosts_down}  # fmt: skip
-            data["open_ports"] = result.open_ports
-            data["services"] = result.services
-        write_json(self.run_dir / "run.json", data)
+            record = replace(
+                record,
+                incomplete_targets=result.incomplete_targets,
+                hosts=HostCounts(result.hosts_total, result.hosts_up, result.hosts_down),
+                open_ports=result.open_ports,
+                services=result.services,
+            )
+        write_record(self.run_dir / RUN_FILE, record)
 
 
 def _startup_error(run: _Run) -> None:
@@ -835,7 +849,7 @@ def _prepare(options: ScanOptions) -> _Plan:
     if targets.count == 0:
         raise UsageError("nothing to scan: every target is excluded")
     run_dir = options.output_dir
-    if (run_dir / "run.json").exists():
+    if (run_dir / RUN_FILE).exists():
         raise UsageError(f"{run_dir}: already holds a run (run.json); choose another --output-dir")
     extra = PassThrough.parse(options.extra_args)
     return _Plan(options, targets, run_dir, extra, choose_nmap(_wants_raw(extra)))

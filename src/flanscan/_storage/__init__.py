@@ -2,10 +2,10 @@
 while a scan runs, and the planning of fleet runs (run id, shard, destination). See
 docs/fleet.md."""
 
+from flanscan._records import DONE_FILE, SHARD_FILE
 from flanscan._storage._fleet import (
     LEGACY_TARGETS_FILE,
     RUN_ID_ENV,
-    SHARD_FILE,
     FleetRun,
     done_record,
     legacy_formats,
@@ -23,7 +23,7 @@ from flanscan._storage._sink import (
     open_sink,
     parse_location,
 )
-from flanscan._storage._uploader import DONE_FILE, RunUploader
+from flanscan._storage._uploader import RunUploader
 
 __all__ = [
     "DONE_FILE",

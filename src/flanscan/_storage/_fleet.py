@@ -8,7 +8,6 @@ shards JOB_COMPLETION_INDEX with FLAN_SHARD_COUNT); the original container's var
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -17,19 +16,34 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flanscan import __version__
 from flanscan._errors import DeliveryError, UsageError
-from flanscan._safefile import write_atomic
+from flanscan._records import (
+    DONE_FILE,
+    MANIFEST_FILE,
+    RUN_FILE,
+    SHARD_FILE,
+    DoneRecord,
+    DoneStatus,
+    DoneWorker,
+    HostCounts,
+    ShardId,
+    ShardRecord,
+    read_manifest,
+    write_record,
+)
 from flanscan._shard import Shard, parse_shard, select_shard, shard_from_env
 from flanscan._storage._retry import RetryPolicy, retrying
 from flanscan._storage._sink import Location, Sink, StorageError, open_sink, parse_location
-from flanscan._storage._uploader import DONE_FILE, MANIFEST_FILE, RunUploader, read_manifest
+from flanscan._storage._uploader import RunUploader
 from flanscan._targets import TargetSpec
 
+if TYPE_CHECKING:
+    from flanscan._scan import ScanResult
+
 RUN_ID_ENV = "FLAN_RUN_ID"
-SHARD_FILE = "shard.json"
 # The original container read its targets here when none were given.
 LEGACY_TARGETS_FILE = Path("/shared/ips.txt")
 _LEGACY_SCHEMES = {"aws": "s3", "gcp": "gs"}
@@ -114,7 +128,7 @@ class FleetRun:
     ) -> None:
         """Write shard.json; for an upload, clear what an earlier attempt of this shard left
         under its prefix, send shard.json and start uploading as the run goes."""
-        if (self.run_dir / "run.json").exists():
+        if (self.run_dir / RUN_FILE).exists():
             # Checked here, before an earlier attempt's uploads are removed.
             raise UsageError(
                 f"{self.run_dir}: already holds a run (run.json); choose another --output-dir "
@@ -122,16 +136,16 @@ class FleetRun:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.shard is not None:
-            info = {
-                "flanscan_version": __version__,
-                "run_id": self.run_id,
-                "shard": {"index": self.shard.index, "count": self.shard.count},
-                "targets": [s.text for s in specs],
-                "excludes": [s.text for s in excludes],
-                "shard_targets": share,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-            _write_json(self.run_dir / SHARD_FILE, info)
+            record = ShardRecord(
+                flanscan_version=__version__,
+                run_id=self.run_id,
+                shard=ShardId(self.shard.index, self.shard.count),
+                targets=tuple(s.text for s in specs),
+                excludes=tuple(s.text for s in excludes),
+                shard_targets=share,
+                created=datetime.now(UTC),
+            )
+            write_record(self.run_dir / SHARD_FILE, record)
         if self.sink is None:
             return
         sink, policy = self.sink, RetryPolicy.from_env()
@@ -181,11 +195,11 @@ class FleetRun:
 
     # ---------------------------------------------------------------- after scanning
 
-    def finish(self, result: Any, reports: Sequence[Path]) -> None:
+    def finish(self, result: ScanResult | None, reports: Sequence[Path]) -> None:
         """Write done.json (status, hosts scanned, worker status), upload what is left, done.json
         last. Raises DeliveryError when files could not be uploaded after retries."""
         done = self.run_dir / DONE_FILE
-        _write_json(done, done_record(result, self.run_id, self.shard))
+        write_record(done, done_record(result, self.run_id, self.shard))
         if self.uploader is None:
             return
         failures = self.uploader.finish(reports, done)
@@ -198,41 +212,31 @@ class FleetRun:
             )
 
 
-def done_record(result: Any, run_id: str, shard: Shard | None) -> dict[str, object]:
+def done_record(result: ScanResult | None, run_id: str, shard: Shard | None) -> DoneRecord:
     """done.json: how the shard (or run) ended, written after everything else."""
-    if result is None:
-        status = "complete"  # an empty shard: nothing to scan is complete
-        workers: list[dict[str, object]] = []
-        hosts = {"total": 0, "up": 0, "down": 0}
-        incomplete: list[str] = []
-    else:
-        status = "complete" if result.complete else (
-            "interrupted" if result.interrupted else "failed"
-        )  # fmt: skip
-        workers = [
-            {
-                "name": w.name,
-                "phase": w.phase,
-                "status": w.status,
-                "exit_code": w.exit_code,
-                "hosts": w.hosts,
-                "error": w.error,
-            }
+    status: DoneStatus = "complete"  # an empty shard (no result): nothing to scan is complete
+    workers: tuple[DoneWorker, ...] = ()
+    hosts = HostCounts()
+    incomplete: tuple[str, ...] = ()
+    if result is not None:
+        if not result.complete:
+            status = "interrupted" if result.interrupted else "failed"
+        workers = tuple(
+            DoneWorker(w.name, w.phase, w.status, w.exit_code, w.hosts, w.error)
             for w in result.workers
-        ]
-        hosts = {"total": result.hosts_total, "up": result.hosts_up, "down": result.hosts_down}
-        incomplete = list(result.incomplete_targets)
-    return {
-        "flanscan_version": __version__,
-        "run_id": run_id,
-        "shard": None if shard is None else {"index": shard.index, "count": shard.count},
-        "status": status,
-        "hosts_scanned": hosts["total"],
-        "hosts": hosts,
-        "incomplete_targets": incomplete,
-        "workers": workers,
-        "end": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+        )
+        hosts = HostCounts(result.hosts_total, result.hosts_up, result.hosts_down)
+        incomplete = result.incomplete_targets
+    return DoneRecord(
+        flanscan_version=__version__,
+        run_id=run_id,
+        shard=None if shard is None else ShardId(shard.index, shard.count),
+        status=status,
+        hosts=hosts,
+        incomplete_targets=incomplete,
+        workers=workers,
+        end=datetime.now(UTC),
+    )
 
 
 def plan_fleet_run(
@@ -295,7 +299,3 @@ def plan_fleet_run(
         sink=sink,
         note=note,
     )
-
-
-def _write_json(path: Path, data: dict[str, object]) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

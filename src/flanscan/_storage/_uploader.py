@@ -8,21 +8,22 @@ workers in flight. Local files are never removed.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from flanscan._records import (
+    MANIFEST_FILE,
+    RUN_FILE,
+    TERMINAL_WORKER_STATES,
+    RecordError,
+    RunRecord,
+    UploadsManifest,
+    write_record,
+)
 from flanscan._storage._retry import RetryPolicy, retrying
 from flanscan._storage._sink import Sink, StorageError
-
-TERMINAL = frozenset({"done", "failed", "interrupted", "not-started"})
-# Written last: its presence says the shard's (or run's) upload finished.
-DONE_FILE = "done.json"
-# Every key this run uploads, written before the key itself: a retried shard removes only
-# what is listed here, never other files that happen to sit under the same prefix.
-MANIFEST_FILE = "uploads.json"
 
 
 class RunUploader:
@@ -75,7 +76,7 @@ class RunUploader:
         keys = sorted({*self._manifest, key, self.manifest_key})
         with tempfile.TemporaryDirectory(prefix="flan-manifest-") as tmp:
             local = Path(tmp) / MANIFEST_FILE
-            local.write_text(json.dumps({"keys": keys}, indent=1) + "\n", encoding="utf-8")
+            write_record(local, UploadsManifest(tuple(keys)))
             retrying(
                 lambda: self.sink.put_file(local, self.manifest_key), policy, on_retry=on_retry
             )
@@ -129,22 +130,16 @@ class RunUploader:
 
     def sync_finished_workers(self) -> None:
         """Upload the XML of every worker that ended, and run.json when a status changed."""
-        run_json = self.run_dir / "run.json"
+        run_json = self.run_dir / RUN_FILE
         try:
-            data = json.loads(run_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = RunRecord.read(self.run_dir)
+        except RecordError:
             return  # not written yet, or being replaced
-        workers = data.get("workers") if isinstance(data, dict) else None
-        if not isinstance(workers, list):
-            return
         states = []
-        for worker in workers:
-            if not isinstance(worker, dict):
-                continue
-            status, xml = str(worker.get("status")), worker.get("xml")
-            states.append((str(worker.get("name")), status))
-            if status in TERMINAL and isinstance(xml, str):
-                path = self.run_dir / xml
+        for worker in record.workers:
+            states.append((worker.name, worker.status))
+            if worker.status in TERMINAL_WORKER_STATES and worker.xml is not None:
+                path = self.run_dir / worker.xml
                 if path.is_file() and _inside(path, self.run_dir):
                     self.upload(path)
         if tuple(states) != self._last_states:
@@ -166,8 +161,8 @@ class RunUploader:
             if p.is_file() and p.resolve() not in skip and not p.name.startswith(".")
         )
         # XML first (the results), run.json after it, reports, done.json last.
-        rest.sort(key=lambda p: (p.name != "run.json", p.parent.name != "xml", str(p)))
-        rest.sort(key=lambda p: p.name == "run.json")
+        rest.sort(key=lambda p: (p.name != RUN_FILE, p.parent.name != "xml", str(p)))
+        rest.sort(key=lambda p: p.name == RUN_FILE)
         for path in [*rest, *reports]:
             if path.is_file():
                 self.upload(path)
@@ -185,16 +180,3 @@ def _inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
-
-
-def read_manifest(path: Path, key_prefix: str) -> list[str]:
-    """The keys a run's manifest lists below `key_prefix/` (anything else in it is ignored)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    keys = data.get("keys") if isinstance(data, dict) else None
-    if not isinstance(keys, list):
-        return []
-    head = f"{key_prefix.strip('/')}/" if key_prefix.strip("/") else ""
-    return [k for k in keys if isinstance(k, str) and k.startswith(head) and k != head]
