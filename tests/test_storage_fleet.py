@@ -35,10 +35,15 @@ def test_locations() -> None:
     assert loc.child("run", "shard-0-of-2").url == "s3://bucket/some/prefix/run/shard-0-of-2"
     assert parse_location("gs://b").url == "gs://b"
     assert not parse_location("results/dir").is_remote
-    for bad in ("s3://", "s3://key:secret@bucket/x", "ftp://host/x"):
+    for bad in ("s3://", "ftp://host/x"):
         with pytest.raises(UsageError) as err:
             parse_location(bad)
         assert bad in str(err.value)
+    # a refused URL with credentials is named with the credentials masked, never echoed
+    with pytest.raises(UsageError) as err:
+        parse_location("s3://key:secret@bucket/x")
+    assert "s3://***@bucket/x" in str(err.value)
+    assert "secret" not in str(err.value)
 
 
 def test_original_container_environment() -> None:
