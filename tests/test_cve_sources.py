@@ -626,3 +626,21 @@ def test_a_rejected_cve_5_record_removes_the_cves_data(tmp_path: Path) -> None:
     with VulnDb.open(db_path) as db:
         assert "CVE-2025-32728" not in findings(db, openssh("9.2p1"))
         assert not db.connection.execute("SELECT count(*) FROM affected_name").fetchone()[0]
+
+
+def test_the_whole_cve_sources_folder_imports_in_one_call(tmp_path: Path) -> None:
+    """Every tree as found in ../shared/cve-sources (vuln-list JSON of the Debian tracker's CVE
+    and DSA lists included) with the NVD sample: nothing is misread as a bad record."""
+    with build(tmp_path, SOURCES, SHARED / "nvd-sample") as db:
+        status = {s.name: s.figures for s in db.status().sources}
+        rows = set(
+            db.connection.execute(
+                "SELECT release, package, cve_id, fixed_version, note FROM distro_fix"
+                " WHERE distribution = 'debian' AND package = 'bind9'"
+            )
+        )
+        assert "CVE-2024-7347" in findings(db, nginx("1.22.1"))
+    assert all(f.not_understood == 0 for f in status.values())
+    # From DSA-5734-1's verbatim lines: the advisory's fixed version for each CVE it names.
+    assert ("bookworm", "bind9", "CVE-2024-1737", "1:9.18.28-1~deb12u1", "DSA-5734-1") in rows
+    assert ("sid", "bind9", "CVE-2024-1737", "1:9.20.0-1", None) in rows

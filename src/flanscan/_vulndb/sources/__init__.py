@@ -33,11 +33,12 @@ REGISTRY: dict[str, str] = {
     "epss": "flanscan._vulndb.sources.epss:SOURCE",
     "debian": "flanscan._vulndb.sources.debian:SOURCE",
     "ubuntu": "flanscan._vulndb.sources.ubuntu:SOURCE",
-    # Asked before cve5 when sniffing: an override file is NVD-shaped, a damaged file named
-    # CVE-....json is the CVE 5 source's to skip and name only when no one else claims it.
+    # Asked before cve5 when sniffing: an override file is NVD-shaped, a vuln-list JSON entry of
+    # the Debian tracker is named CVE-....json too; a damaged file named so is the CVE 5
+    # source's to skip and name only when no one else claims it.
     "overrides": "flanscan._vulndb.sources.overrides:SOURCE",
-    "cve5": "flanscan._vulndb.sources.cve5:SOURCE",
     "debian-list": "flanscan._vulndb.sources.debian_list:SOURCE",
+    "cve5": "flanscan._vulndb.sources.cve5:SOURCE",
 }
 
 

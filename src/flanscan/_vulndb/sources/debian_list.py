@@ -15,10 +15,17 @@ JSON export does. Rows go to `distro_fix` with the JSON export's statuses: a ver
 `<unfixed>`/`<no-dsa>`/`<ignored>`/`<postponed>`/`<end-of-life>` are "open" (with the reason as
 a note), `<undetermined>` is "undetermined"; `<removed>` and `<itp>` lines are left out.
 Unstable's fixed version also gives the matcher a distribution-derived upstream fix.
+
+Also read: the tracker's `data/DSA/list` (`[25 Jul 2024] DSA-5734-1 bind9 - security update`,
+then `{CVE-...}` and `[bookworm] - bind9 1:9.18.28-1~deb12u1`: the fixed version for each CVE
+named), and the aquasecurity vuln-list JSON of both files, which keeps each original line
+verbatim in `Original` (`{"Header": {"Original": ...}, "Annotations": [{"Original": ...}]}`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -52,9 +59,13 @@ _PACKAGE = re.compile(
     r"^(?:\[(?P<release>[a-z]+)\]\s+)?-\s+(?P<package>[a-z0-9][a-z0-9+.-]*)"
     r"(?:\s+(?P<what><[a-z-]+>|[^\s(]+))?(?:\s+\((?P<note>.*)\))?\s*$"
 )
+_DSA_HEADER = re.compile(r"^\[\d{1,2} \w{3} \d{4}\] ((?:DSA|DLA)-[\w-]+) ")
+_XREF = re.compile(r"CVE-\d{4}-\d{4,}")
 _OPEN = {"<unfixed>", "<no-dsa>", "<ignored>", "<postponed>", "<end-of-life>"}
 _SKIP = {"<removed>", "<itp>"}
 MAX_LINE = 4096
+MAX_JSON = 1 << 20  # a vuln-list entry is a few KiB
+_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, KeyError, TypeError)
 _BATCH = 5000
 
 Row = tuple[str, str, str, str, str, str | None, str | None, str | None]
@@ -110,10 +121,62 @@ def parse_list(lines: Iterator[str], tally: ImportTally, file: str) -> Iterator[
             yield ("debian", release, package, cve_id, "resolved", what, None, note)
 
 
+def parse_dsa_list(lines: Iterator[str], tally: ImportTally, file: str) -> Iterator[Row]:
+    """distro_fix rows of a `data/DSA/list` text: each advisory's fixed versions per release."""
+    advisory: str | None = None
+    cves: list[str] = []
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\n")
+        if not line.strip() or len(line) > MAX_LINE:
+            continue
+        if not line[0].isspace():
+            head = _DSA_HEADER.match(line)
+            advisory, cves = (head.group(1), []) if head else (None, [])
+            if head is None:
+                tally.skip(f"{file}:{number}", None, f"not an advisory header: {line[:60]!r}")
+            else:
+                tally.read += 1
+            continue
+        body = line.strip()
+        if advisory is None or body.startswith("NOTE:"):
+            continue
+        if body.startswith("{"):
+            cves = _XREF.findall(body)
+            continue
+        m = _PACKAGE.match(body)
+        if m is None or m.group("release") not in _RELEASES:
+            continue
+        what = m.group("what")
+        if what is None or what.startswith("<"):
+            continue
+        for cve_id in cves:
+            yield ("debian", m.group("release"), m.group("package"), cve_id, "resolved", what,
+                   None, advisory)  # fmt: skip
+
+
 def _lines(path: Path) -> Iterator[str]:
+    """The text lines of a list file, or of a vuln-list JSON entry (its `Original` lines)."""
     with open_feed(path) as stream:
+        head = stream.read(1)
+        if head == b"{":
+            entry = json.loads(head + stream.read(MAX_JSON))
+            yield str(entry["Header"]["Original"]) + "\n"
+            for note in entry.get("Annotations") or ():
+                yield "\t" + str(note["Original"]) + "\n"
+            return
+        first = True
         for raw in stream:
-            yield raw.decode("utf-8", "replace")
+            yield (head.decode() if first else "") + raw.decode("utf-8", "replace")
+            first = False
+
+
+def _rows(path: Path, tally: ImportTally) -> Iterator[Row]:
+    lines = _lines(path)
+    first = next(lines, "")
+    rest = itertools.chain([first], lines)
+    if _DSA_HEADER.match(first):
+        return parse_dsa_list(rest, tally, str(path))
+    return parse_list(rest, tally, str(path))
 
 
 class DebianListSource:
@@ -125,11 +188,14 @@ class DebianListSource:
 
     def sniff(self, probe: ContentProbe) -> bool:
         if probe.is_json:
-            return False
+            original = str(probe.value_at("Header.Original") or "")
+            return "Annotations" in probe.keys_at("") and bool(
+                _HEADER.match(original) or _DSA_HEADER.match(original)
+            )
         lines = [ln for ln in probe.text_head.splitlines()[:20] if ln.strip()]
         return (
             len(lines) >= 2
-            and _HEADER.match(lines[0]) is not None
+            and (_HEADER.match(lines[0]) is not None or _DSA_HEADER.match(lines[0]) is not None)
             and any(ln.startswith(("\t", " ")) for ln in lines[1:])
         )
 
@@ -145,7 +211,7 @@ class DebianListSource:
         for file in files:
             batch: list[Row] = []
             try:
-                for row in parse_list(_lines(file.path), tally, str(file.path)):
+                for row in _rows(file.path, tally):
                     batch.append(row)
                     if len(batch) >= _BATCH:
                         conn.executemany(
@@ -154,8 +220,10 @@ class DebianListSource:
                         count += len(batch)
                         task.advance(len(batch))
                         batch.clear()
-            except READ_ERRORS as exc:
-                raise feed_error(file.path, exc, "expected the tracker's data/CVE/list") from exc
+            except _ERRORS as exc:
+                raise feed_error(
+                    file.path, exc, "expected the tracker's data/CVE/list or data/DSA/list"
+                ) from exc
             conn.executemany("INSERT OR REPLACE INTO distro_fix VALUES (?,?,?,?,?,?,?,?)", batch)
             count += len(batch)
         task.finish()
