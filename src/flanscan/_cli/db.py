@@ -177,7 +177,8 @@ def import_(db_path: Path | None, fresh: bool, paths: tuple[Path, ...]) -> None:
 
     PATHS are NVD CVE 2.0 feed files (.json or .json.gz), directories of them, single CVE 2.0
     JSON records, the CISA KEV JSON, an EPSS CSV (.csv or .csv.gz), the Debian security
-    tracker JSON, its data/CVE/list or data/DSA/list (text or vuln-list JSON), Ubuntu OSV records (the all.zip export or JSON files),
+    tracker JSON, its data/CVE/list or data/DSA/list (text or vuln-list JSON), Ubuntu OSV
+    records (the all.zip export or JSON files),
     CVE JSON 5 records (the cvelistV5 release zip or repository archive, the vulnrichment
     archive, or directory trees of records), and the nvd-data-overrides tarball or data/
     tree; detected by content. Malformed records are skipped and counted.
