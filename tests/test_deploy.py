@@ -283,6 +283,42 @@ def test_vulndb_component_builds_for_both(tmp_path: Path) -> None:
         assert {"name": "vulndb", "mountPath": "/var/lib/flan", "readOnly": True} in mounts
 
 
+def test_restricted_component_meets_the_restricted_pod_security_profile(tmp_path: Path) -> None:
+    """deploy/components/restricted: what Pod Security "restricted" requires of a container
+    (https://kubernetes.io/docs/concepts/security/pod-security-standards/), nothing else changed."""
+    for overlay in ("cronjob", "job"):
+        plain = next(o for o in _build(DEPLOY / overlay) if o["kind"] in ("CronJob", "Job"))
+        wrapper = tmp_path / overlay
+        wrapper.mkdir()
+        (wrapper / "kustomization.yaml").write_text(
+            json.dumps(
+                {
+                    "resources": [os.path.relpath(DEPLOY / overlay, wrapper)],
+                    "components": [os.path.relpath(DEPLOY / "components/restricted", wrapper)],
+                }
+            )
+        )
+        workload = next(o for o in _build(wrapper) if o["kind"] in ("CronJob", "Job"))
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(workload, version, strict=True)
+        pod = _pod_spec(workload)
+        sc = pod["containers"][0]["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}  # restricted allows only NET_BIND_SERVICE
+        assert sc["runAsNonRoot"] is True and pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert not any(v.get("hostPath") for v in pod["volumes"])
+        # Only the two fields differ from the plain manifest.
+        plain_sc = _pod_spec(plain)["containers"][0]["securityContext"]
+        assert {
+            k: v for k, v in sc.items() if k not in ("allowPrivilegeEscalation", "capabilities")
+        } == {
+            k: v
+            for k, v in plain_sc.items()
+            if k not in ("allowPrivilegeEscalation", "capabilities")
+        }
+
+
 def test_shard_count_is_consistent_and_the_job_is_indexed() -> None:
     for path in (DEPLOY / "cronjob/cronjob.yaml", DEPLOY / "job/job.yaml"):
         obj = _yaml_docs(path)[0]
