@@ -1,5 +1,7 @@
 """Benchmark: record a run of 10,000 hosts with 50,000 findings into SQLite and PostgreSQL, and
-diff two such runs. Prints each time; the target is under 10 s each.
+diff two such runs. Prints each time; the target is under 10 s each. With `--hosts 100000
+--findings 500000` (issue 14): recording both runs and diffing them under 60 s per backend, and
+the whole process (both reports in memory included) under 1 GB peak.
 
     .venv/bin/python bench/bench_history.py                 # starts a throwaway PostgreSQL
     .venv/bin/python bench/bench_history.py --postgres postgresql://flan@127.0.0.1:5432/flan
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -62,7 +66,9 @@ def bench_backend(
             new_id = store.record(new)
         with timed(f"{name}: diff the two runs", results):
             changes = diff_runs(store, old_id, new_id)
-    print(f"{'':<44} ({len(changes.items)} changes)")
+    total = sum(s for label, s in results[-3:])
+    results.append((f"{name}: record both + diff", total))
+    print(f"{name + ': record both + diff':<44} {total:7.2f} s  ({len(changes.items)} changes)")
 
 
 @contextlib.contextmanager
@@ -100,7 +106,14 @@ def main() -> int:
     with postgres(args.postgres) as url:
         if url:
             bench_backend("PostgreSQL", url, old, new, results)
-    slow = [label for label, s in results if s >= TARGET_S]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory (max RSS of this process, both reports included): {peak:.0f} MiB")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.hosts >= 100_000:  # issue 14: record + diff of two fleet runs
+        slow = [label for label, s in results if label.endswith("+ diff") and s >= 60]
+        slow += ["memory"] if peak >= 1024 else []
+    else:
+        slow = [label for label, s in results if s >= TARGET_S and not label.endswith("+ diff")]
     print("all under target" if not slow else f"over target: {', '.join(slow)}")
     return 1 if slow else 0
 

@@ -20,9 +20,10 @@ from flanscan._history import (
     open_history,
 )
 from flanscan._history._db import connect
+from flanscan._history._diff import diff_rows
 from flanscan._history._migrations import MIGRATIONS, current_version, migrate
-from flanscan._history._synthetic import Port, Vuln, make_report
-from flanscan._model import ChangeKind, FindingStatus
+from flanscan._history._synthetic import Port, Vuln, fleet_ports, make_report
+from flanscan._model import ChangeKind, Confidence, FindingStatus, Report
 from tests._pg_fixture import history_url, pg_server, pg_url  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -188,3 +189,79 @@ def test_change_kinds_cover_store_items(history_url: str) -> None:
         changes = diff_runs(store, store.record(old), store.record(new))
     kinds = {i.kind for i in changes.items}
     assert kinds == {ChangeKind.CLOSED_PORT, ChangeKind.FIXED_FINDING, ChangeKind.HOST_DISAPPEARED}
+
+
+def _scenario_pairs() -> list[tuple[str, object, object]]:
+    """Old/new report pairs covering every kind of change and of "not checked"."""
+    web, ssh, gone, down = "198.18.0.10", "198.18.0.11", "198.18.0.12", "198.18.0.13"
+    cve_a, cve_b = Vuln("CVE-2023-38408", 9.8), Vuln("CVE-2023-51385", 6.5)
+    old_ports = [
+        Port(ssh, 22, "tcp", "ssh", "OpenSSH", "9.2p1", (cve_a, cve_b)),
+        Port(web, 80, "tcp", "http", "nginx", "1.22.1", (Vuln("CVE-2023-44487", 7.5),)),
+        Port(web, 8080, "tcp", "http", "nginx", "1.22.1", (Vuln("CVE-2023-44487", 7.5),)),
+        Port(gone, 22, "tcp", "ssh", "OpenSSH", "8.4p1", (cve_a,)),
+        Port(down, 21, "tcp", "ftp", "vsftpd", "3.0.3", (Vuln("CVE-2021-3618", 7.4),)),
+        Port(web, 3306, "tcp", "mysql", None, None,
+             (Vuln("CVE-2012-2122", 5.1, confidence=Confidence.PRODUCT_ONLY),)),
+    ]  # fmt: skip
+    new_ports = [
+        Port(ssh, 22, "tcp", "ssh", "OpenSSH", "9.2p1",
+             (Vuln("CVE-2023-38408", 9.8, kev="2024-01-02"),
+              Vuln("CVE-2023-51385", 6.5, status=FindingStatus.SUPPRESSED,
+                   suppressed_until="2027-01-01"))),
+        Port(web, 80, "tcp", "http", "nginx", "1.26.0", (Vuln("CVE-2024-7347", 4.7),)),
+        Port(web, 443, "tcp", "https", "nginx", "1.26.0", (Vuln("CVE-2024-7347", 4.7),)),
+        Port(down, 21, "tcp", "ftp", "vsftpd", "3.0.3",
+             (Vuln("CVE-2021-3618", 8.1, status=FindingStatus.FIXED_BY_DISTRIBUTION),)),
+    ]  # fmt: skip
+    scope = ("198.18.0.0/24",)
+    pairs: list[tuple[str, object, object]] = [
+        (
+            "changes",
+            make_report(old_ports, targets=scope, start=T0),
+            make_report(
+                new_ports,
+                targets=scope,
+                start=T0 + timedelta(days=1),
+                down_hosts=[gone],
+                extra_hosts=["198.18.0.14"],
+            ),
+        ),
+        (
+            "not checked",
+            make_report(old_ports, targets=scope, start=T0),
+            make_report(
+                new_ports,
+                targets=("198.18.0.10", "198.18.0.11", "198.18.0.13"),
+                ports_scope="1-1000",
+                incomplete=("198.18.0.13",),
+                start=T0 + timedelta(days=1),
+            ),
+        ),
+        (
+            "fleet",
+            make_report(fleet_ports(400, 2000, seed=1), targets=scope, start=T0),
+            make_report(
+                fleet_ports(400, 2000, seed=2, changed=0.3),
+                targets=scope,
+                start=T0 + timedelta(days=1),
+            ),
+        ),
+    ]
+    return pairs
+
+
+def test_database_diff_equals_the_diff_of_every_row(history_url: str) -> None:
+    # The store compares findings in SQL and reads back only those that differ: the result
+    # must be what the diff of every recorded row gives.
+    seen_kinds: set[ChangeKind] = set()
+    with open_history(history_url) as store:
+        for name, old, new in _scenario_pairs():
+            assert isinstance(old, Report) and isinstance(new, Report)
+            old_id, new_id = store.record(old), store.record(new)
+            everything = diff_rows(store.load_rows(old_id), store.load_rows(new_id))
+            changes = store.diff(old_id, new_id)
+            assert changes == everything, name
+            assert changes.items == diff_reports(old, new).items, name
+            seen_kinds.update(i.kind for i in changes.items)
+    assert seen_kinds == set(ChangeKind)

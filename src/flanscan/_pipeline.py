@@ -218,11 +218,14 @@ def _record_history(
     """Record the run; return the report with the changes since the previous run of its
     targets (when there is one)."""
     from flanscan._history import diff_runs, open_history
+    from flanscan._history._rows import rows_from_report
 
     store = open_history(options.history or str(out.parent / "history.sqlite3"))
     try:
-        previous = store.previous_run(report)
-        outcome.run_id = store.record(report, run_dir=str(out), source=source)
+        rows = rows_from_report(report)  # flattened once for both
+        previous = store.previous_run(report, rows=rows)
+        outcome.run_id = store.record(report, run_dir=str(out), source=source, rows=rows)
+        del rows
         if previous is not None:
             changes = diff_runs(store, previous.id, outcome.run_id)
             report = dataclasses.replace(report, changes=changes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections import defaultdict
+from dataclasses import dataclass
 
 from flanscan._history._rows import FindingRow, RunRows, ServiceRow, rows_from_report
 from flanscan._history._scope import host_reason_not_checked, port_reason_not_checked
@@ -109,20 +110,50 @@ def _service_changed(old: ServiceRow, new: ServiceRow) -> bool:
     return bool(old.name and new.name and old.name != new.name)
 
 
-def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> ChangeSummary:
-    """Compare two flattened runs; the new run's scope decides what counts as checked."""
+@dataclass(frozen=True)
+class OldFindingCounts:
+    """What the diff counts in the old run's findings: all of them per port, and the open exact
+    ones per host. The history store has the database count them, so that only the findings
+    that changed are read back (see `HistoryStore.diff`)."""
+
+    by_port: dict[tuple[str, int, str], int]
+    open_by_host: dict[str, int]
+
+
+def count_old_findings(old: RunRows) -> OldFindingCounts:
+    """The counts from a run whose every finding is in memory."""
+    by_port: dict[tuple[str, int, str], int] = defaultdict(int)
+    open_by_host: dict[str, int] = defaultdict(int)
+    for f in old.findings.values():
+        by_port[(f.address, f.port, f.protocol)] += 1
+        if f.is_open and f.confidence == Confidence.EXACT.value:
+            open_by_host[f.address] += 1
+    return OldFindingCounts(dict(by_port), dict(open_by_host))
+
+
+def diff_rows(
+    old: RunRows,
+    new: RunRows,
+    *,
+    since_run: str | None = None,
+    old_counts: OldFindingCounts | None = None,
+) -> ChangeSummary:
+    """Compare two flattened runs; the new run's scope decides what counts as checked.
+
+    With `old_counts`, the runs' `findings` may hold only the findings that differ between
+    them (missing from the other run, or another status, KEV flag, severity or confidence):
+    the others make no change item."""
     items: list[ChangeItem] = []
     old_up = {a for a, h in old.hosts.items() if h.status == "up"}
     new_up = {a for a, h in new.hosts.items() if h.status == "up"}
+    counts = old_counts if old_counts is not None else count_old_findings(old)
 
     # --- hosts
     gone_hosts: set[str] = set()  # disappeared or not checked: no per-port items for them
     new_ports_by_host: dict[str, int] = defaultdict(int)
     for k in new.services:
         new_ports_by_host[k[0]] += 1
-    old_findings_by_port: dict[tuple[str, int, str], int] = defaultdict(int)
-    for f in old.findings.values():
-        old_findings_by_port[(f.address, f.port, f.protocol)] += 1
+    old_findings_by_port = counts.by_port
     for addr in sorted(new_up - old_up, key=_addr_key):
         ports = new_ports_by_host.get(addr, 0)
         items.append(
@@ -135,10 +166,7 @@ def diff_rows(old: RunRows, new: RunRows, *, since_run: str | None = None) -> Ch
     old_ports_by_host: dict[str, list[ServiceRow]] = defaultdict(list)
     for svc in old.services.values():
         old_ports_by_host[svc.address].append(svc)
-    old_open_by_host: dict[str, int] = defaultdict(int)
-    for f in old.findings.values():
-        if f.is_open and f.confidence == Confidence.EXACT.value:
-            old_open_by_host[f.address] += 1
+    old_open_by_host = counts.open_by_host
     for addr in sorted(old_up - new_up, key=_addr_key):
         gone_hosts.add(addr)
         host = old.hosts[addr]

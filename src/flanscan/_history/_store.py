@@ -13,7 +13,7 @@ from typing import Any
 
 from flanscan._errors import UsageError
 from flanscan._history._db import Database, connect, is_postgres_url
-from flanscan._history._diff import diff_rows
+from flanscan._history._diff import OldFindingCounts, diff_rows
 from flanscan._history._migrations import migrate
 from flanscan._history._rows import (
     FindingRow,
@@ -24,7 +24,7 @@ from flanscan._history._rows import (
     rows_from_report,
     utc,
 )
-from flanscan._model import ChangeSummary, Report, Severity
+from flanscan._model import ChangeSummary, Confidence, FindingStatus, Report, Severity
 
 HISTORY_FILE_NAME = "history.sqlite3"
 
@@ -49,6 +49,33 @@ _REF_COLS = (
     "host_count", "open_findings", "severity_counts", "run_dir", "source",
     "incomplete_targets", "nmap_commands",
 )  # fmt: skip
+
+# Findings of run A (parameters: run B, run A) that run B lacks or holds with another status,
+# KEV flag, severity or confidence: the only findings that can make a change item. The join is
+# on the primary key; IS DISTINCT FROM is null-safe in SQLite (3.39+) and PostgreSQL alike.
+_CHANGED_FINDINGS = (
+    f"SELECT {', '.join('a.' + c for c in _FINDING_COLS[1:])} FROM run_findings a "
+    "LEFT JOIN run_findings b ON b.run_id = ? AND b.vuln_id = a.vuln_id "
+    "AND b.address = a.address AND b.port = a.port AND b.protocol = a.protocol "
+    "WHERE a.run_id = ? AND (b.run_id IS NULL OR a.status IS DISTINCT FROM b.status "
+    "OR a.kev IS DISTINCT FROM b.kev OR a.severity IS DISTINCT FROM b.severity "
+    "OR a.confidence IS DISTINCT FROM b.confidence)"
+)
+# Old findings per port, for the ports the new run does not list (closed or not checked).
+_OLD_FINDINGS_ON_GONE_PORTS = (
+    "SELECT f.address, f.port, f.protocol, COUNT(*) FROM run_findings f WHERE f.run_id = ? "
+    "AND NOT EXISTS (SELECT 1 FROM run_services s WHERE s.run_id = ? AND s.address = f.address "
+    "AND s.port = f.port AND s.protocol = f.protocol) GROUP BY f.address, f.port, f.protocol"
+)
+_OPEN_STATUS_VALUES = tuple(sorted(s.value for s in FindingStatus if s.is_open))
+# Old open exact findings per host, for the hosts not up in the new run (gone or not checked).
+_OLD_OPEN_ON_HOSTS_NOT_UP = (
+    "SELECT f.address, COUNT(*) FROM run_findings f WHERE f.run_id = ? "
+    f"AND f.confidence = '{Confidence.EXACT.value}' "
+    f"AND f.status IN ({', '.join('?' for _ in _OPEN_STATUS_VALUES)}) "
+    "AND NOT EXISTS (SELECT 1 FROM run_hosts h WHERE h.run_id = ? AND h.address = f.address "
+    "AND h.status = 'up') GROUP BY f.address"
+)
 
 
 def default_history_path(results_dir: str | Path = "flan-results") -> Path:
@@ -143,10 +170,18 @@ class HistoryStore:
 
     # ------------------------------------------------------------------ writing
 
-    def record(self, report: Report, *, run_dir: str | None = None, source: str = "scan") -> str:
+    def record(
+        self,
+        report: Report,
+        *,
+        run_dir: str | None = None,
+        source: str = "scan",
+        rows: RunRows | None = None,
+    ) -> str:
         """Record a run and return its id (the report's run id, else the name of `run_dir`, else
-        the start time); the same results recorded again return the first id."""
-        rows = rows_from_report(report)
+        the start time); the same results recorded again return the first id. `rows`: the
+        report already flattened (`rows_from_report`), to flatten a large report only once."""
+        rows = rows if rows is not None else rows_from_report(report)
         fingerprint = _fingerprint(report, rows)
         now = datetime.now(UTC)
         scan = report.scan
@@ -261,14 +296,16 @@ class HistoryStore:
             )
         return refs[0]
 
-    def previous_run(self, report_or_targets: Report | Sequence[str]) -> RunRef | None:
+    def previous_run(
+        self, report_or_targets: Report | Sequence[str], *, rows: RunRows | None = None
+    ) -> RunRef | None:
         """The latest run of the same targets recorded before this report (or, for a target
-        list, the latest run of those targets)."""
+        list, the latest run of those targets); `rows` as for `record`."""
         if isinstance(report_or_targets, Report):
             report = report_or_targets
             params: list[Any] = [target_key(report.scan.targets)]
             where = "WHERE target_key = ? AND fingerprint <> ?"
-            params.append(_fingerprint(report, rows_from_report(report)))
+            params.append(_fingerprint(report, rows or rows_from_report(report)))
             if report.scan.start is not None:
                 # Same start (e.g. shards of one scan) counts as earlier: the fingerprint
                 # already excludes the report itself.
@@ -279,8 +316,30 @@ class HistoryStore:
             refs = self._refs("WHERE target_key = ?", (target_key(report_or_targets),), limit=1)
         return refs[0] if refs else None
 
-    def load_rows(self, run_id: str) -> RunRows:
-        """A recorded run flattened for the diff."""
+    def diff(self, old_id: str, new_id: str) -> ChangeSummary:
+        """What changed from recorded run `old_id` to recorded run `new_id`, the database
+        comparing the findings: only those that differ, and the counts the diff needs, are
+        read back (a fleet's runs hold millions of findings, nearly all unchanged)."""
+        old = self.load_rows(old_id, with_findings=False)
+        new = self.load_rows(new_id, with_findings=False)
+        for rows, other in ((old, new_id), (new, old_id)):
+            for r in self.db.query(_CHANGED_FINDINGS, (other, rows.run_id)):
+                f = _finding_row(r)
+                rows.findings.setdefault(f.key, f)
+        by_port = {
+            (r[0], int(r[1]), r[2]): int(r[3])
+            for r in self.db.query(_OLD_FINDINGS_ON_GONE_PORTS, (old_id, new_id))
+        }
+        open_by_host = {
+            r[0]: int(r[1])
+            for r in self.db.query(
+                _OLD_OPEN_ON_HOSTS_NOT_UP, (old_id, *_OPEN_STATUS_VALUES, new_id)
+            )
+        }
+        return diff_rows(old, new, old_counts=OldFindingCounts(by_port, open_by_host))
+
+    def load_rows(self, run_id: str, *, with_findings: bool = True) -> RunRows:
+        """A recorded run flattened for the diff (its findings too unless told not to)."""
         ref = self.get_run(run_id)
         rows = RunRows(
             run_id=ref.id,
@@ -303,15 +362,22 @@ class HistoryStore:
         ):
             svc = ServiceRow(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()))
             rows.services[svc.key] = svc
+        if not with_findings:
+            return rows
         for r in self.db.query(
             f"SELECT {', '.join(_FINDING_COLS[1:])} FROM run_findings WHERE run_id = ?", (run_id,)
         ):
-            f = FindingRow(
-                r[0], r[1], int(r[2]), r[3], r[4], r[5], int(r[6]),
-                float(r[7]) if r[7] is not None else None, bool(r[8]), *r[9:],
-            )  # fmt: skip
+            f = _finding_row(r)
             rows.findings[f.key] = f
         return rows
+
+
+def _finding_row(r: Sequence[Any]) -> FindingRow:
+    """A FindingRow from the columns _FINDING_COLS[1:] in order."""
+    return FindingRow(
+        r[0], r[1], int(r[2]), r[3], r[4], r[5], int(r[6]),
+        float(r[7]) if r[7] is not None else None, bool(r[8]), *r[9:],
+    )  # fmt: skip
 
 
 def _ref_from_row(r: Sequence[Any]) -> RunRef:
@@ -351,8 +417,8 @@ def open_history(url_or_path: str | Path, *, create: bool = True) -> HistoryStor
 
 
 def diff_runs(store: HistoryStore, old_id: str, new_id: str) -> ChangeSummary:
-    """What changed from recorded run `old_id` to recorded run `new_id`."""
-    return diff_rows(store.load_rows(old_id), store.load_rows(new_id))
+    """What changed from recorded run `old_id` to recorded run `new_id` (`HistoryStore.diff`)."""
+    return store.diff(old_id, new_id)
 
 
 def run_open_severities(ref: RunRef) -> str:
