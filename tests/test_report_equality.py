@@ -32,8 +32,10 @@ from flanscan._model import (
     ServiceFinding,
     ServiceObservation,
     ServiceReport,
+    SourceConfidence,
 )
 from flanscan._parse import NmapXmlFile
+from flanscan._pipeline import make_analyzer
 from flanscan._render import _csv as csv_renderer
 from flanscan._render import render, write_report
 from flanscan._render._json import report_to_dict
@@ -46,6 +48,7 @@ from flanscan._report import (
     service_sort_key,
 )
 from flanscan._vulndb import VulnDb, import_paths
+from flanscan._vulners import findings_from_vulners
 
 LAB_XML = Path(__file__).parent / "data" / "lab" / "default.xml"
 
@@ -120,10 +123,15 @@ def inputs(nmap_samples: Path) -> list[tuple[str, list[HostObservation]]]:
 
 
 def reference_analyzer(db: VulnDb) -> object:
+    """make_analyzer's steps, each done afresh for every location."""
     tracker = tracker_for(db)
+    floor = SourceConfidence("medium").rank
 
     def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
-        return apply_distribution(host, service, list(match_service(service, db)), tracker)
+        found = [f for f in match_service(service, db) if f.source_confidence.rank >= floor]
+        known = {f.id for f in found}
+        found += [f for f in findings_from_vulners(service) if f.id not in known]
+        return apply_distribution(host, service, found, tracker)
 
     return analyze
 
@@ -226,11 +234,7 @@ def test_report_built_as_the_plain_grouping_builds_it(
     case: str, db: VulnDb, nmap_samples: Path
 ) -> None:
     hosts = dict(inputs(nmap_samples))[case]
-    memo = DistributionMemo(tracker_for(db))
-
-    def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
-        return memo(host, service, list(match_service(service, db)))
-
+    analyze = make_analyzer(db, None)  # what `flan report` uses: memoised steps
     report = build_report(hosts, scan=ScanSummary(), analyze=analyze, vulndb=None, vulndb_note=None)
     expected = reference_build(hosts, reference_analyzer(db))
     assert report.services == expected

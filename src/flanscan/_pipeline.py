@@ -133,16 +133,29 @@ def make_analyzer(
     distribution = DistributionMemo(tracker_for(db) if db is not None else None)
     floor = SourceConfidence(min_confidence).rank
 
+    # The matches above the floor per matched banner: the matcher's result depends on these
+    # fields only (its own cache key), and a fleet repeats few banners over many locations.
+    kept: dict[tuple[object, ...], list[Finding]] = {}
+    possible = floor <= SourceConfidence.POSSIBLE.rank
+
+    def matched(service: ServiceObservation) -> list[Finding]:
+        if db is None:
+            return []
+        key = (service.cpes, service.product, service.version, service.extrainfo)
+        found = kept.get(key)
+        if found is None:
+            if len(kept) >= 65_536:  # hostile banners can each be new: bounded
+                kept.clear()
+            found = kept[key] = [
+                f
+                for f in match_service(service, db, include_possible=possible)
+                if f.source_confidence.rank >= floor
+            ]
+        return list(found)
+
     def analyze(host: HostObservation, service: ServiceObservation) -> Sequence[Finding]:
         # Product-only matches are always kept: the report counts them, and lists them on request.
-        findings = (
-            list(
-                match_service(service, db, include_possible=floor <= SourceConfidence.POSSIBLE.rank)
-            )
-            if db is not None
-            else []
-        )
-        findings = [f for f in findings if f.source_confidence.rank >= floor]
+        findings = matched(service)
         if service.vulners:
             known = {f.id for f in findings}
             findings.extend(f for f in findings_from_vulners(service) if f.id not in known)

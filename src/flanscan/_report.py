@@ -190,10 +190,16 @@ class _FindingTable:
         return n
 
 
+# One location's findings as numbers: (exact ones, product-only ones), in the analyzer's order.
+_Numbered = tuple[tuple[int, ...], tuple[int, ...]]
+
+
 @dataclass
 class _ServiceAcc:
     """One service's locations and findings as numbers: a location's number is its rank in
-    address/port/protocol order, so sorting a list of them is sorting plain integers."""
+    address/port/protocol order, so sorting a list of them is sorting plain integers. Locations
+    with the same findings are kept together (`by_findings`): a fleet has many locations but
+    few distinct lists of findings, so the per-finding lists are made once per list."""
 
     name: str | None
     product: str | None
@@ -201,8 +207,7 @@ class _ServiceAcc:
     cpes: tuple[str, ...]
     extrainfo: set[str | None] = field(default_factory=set)
     locations: list[int] = field(default_factory=list)
-    findings: dict[int, list[int]] = field(default_factory=dict)
-    product_only: dict[int, list[int]] = field(default_factory=dict)
+    by_findings: dict[_Numbered, list[int]] = field(default_factory=dict)
 
     def build(self, table: _FindingTable, locations: list[Location]) -> ServiceReport:
         # Findings of one service mostly share their set of locations: one tuple each, so
@@ -215,6 +220,20 @@ class _ServiceAcc:
             if found is None:
                 found = shared[key] = tuple(map(locations.__getitem__, key))
             return found
+
+        # Each finding's locations, the findings in order of first appearance (the lists of
+        # findings are in order of their first location): the order a finding-by-finding walk
+        # over the locations gives, which the stable sort below keeps for equal keys.
+        exact: dict[int, list[int]] = {}
+        product_only: dict[int, list[int]] = {}
+        for (exact_numbers, product_only_numbers), locs in self.by_findings.items():
+            for target, numbers in ((exact, exact_numbers), (product_only, product_only_numbers)):
+                for n in numbers:
+                    found = target.get(n)
+                    if found is None:
+                        target[n] = list(locs)
+                    else:
+                        found.extend(locs)
 
         def group(items: dict[int, list[int]]) -> tuple[ServiceFinding, ...]:
             found = [(table.findings[n], locs) for n, locs in items.items()]
@@ -229,10 +248,18 @@ class _ServiceAcc:
             version=self.version,
             cpes=self.cpes,
             locations=located(self.locations),
-            findings=group(self.findings),
-            product_only=group(self.product_only),
+            findings=group(exact),
+            product_only=group(product_only),
             extrainfo=extrainfo,
         )
+
+
+def _number(table: _FindingTable, findings: Sequence[Finding]) -> _Numbered:
+    exact = tuple(table.number(f) for f in findings if f.confidence != Confidence.PRODUCT_ONLY)
+    product_only = tuple(
+        table.number(f) for f in findings if f.confidence == Confidence.PRODUCT_ONLY
+    )
+    return exact, product_only
 
 
 def _renumber(locations: list[Location], accs: Iterable[_ServiceAcc]) -> list[Location]:
@@ -244,9 +271,8 @@ def _renumber(locations: list[Location], accs: Iterable[_ServiceAcc]) -> list[Lo
         rank[i] = r
     for acc in accs:
         acc.locations = [rank[n] for n in acc.locations]
-        for items in (acc.findings, acc.product_only):
-            for n, numbers in items.items():
-                items[n] = [rank[x] for x in numbers]
+        for key, numbers in acc.by_findings.items():
+            acc.by_findings[key] = [rank[x] for x in numbers]
     return [locations[i] for i in order]
 
 
@@ -270,6 +296,7 @@ def build_report(
     services: dict[ServiceKey, _ServiceAcc] = {}
     host_summaries: list[HostSummary] = []
     table = _FindingTable()
+    seen_lists: dict[tuple[int, ...], _Numbered] = {}  # ids of an analyzer's list -> numbers
     locations: list[Location] = []
     addresses: list[str] = []  # each location's host address (the parser gives the same)
     down = 0
@@ -299,18 +326,18 @@ def build_report(
             loc = number[(svc.port, svc.protocol)]
             acc.locations.append(loc)
             acc.extrainfo.add(svc.extrainfo)
-            for finding in analyze(host, svc) if analyze is not None else ():
-                target = (
-                    acc.product_only
-                    if finding.confidence == Confidence.PRODUCT_ONLY
-                    else acc.findings
-                )
-                n = table.number(finding)
-                found = target.get(n)
-                if found is None:
-                    target[n] = [loc]
-                else:
-                    found.append(loc)
+            findings = analyze(host, svc) if analyze is not None else ()
+            # Identity first (C-level): the analyzer hands out the same objects for the same
+            # banner; `table` keeps every object it numbered, so these ids stay theirs.
+            ids = tuple(map(id, findings))
+            numbered = seen_lists.get(ids)
+            if numbered is None:
+                numbered = seen_lists[ids] = _number(table, findings)
+            same = acc.by_findings.get(numbered)
+            if same is None:
+                acc.by_findings[numbered] = [loc]
+            else:
+                same.append(loc)
     if any(loc.address != addr for loc, addr in zip(locations, addresses, strict=True)):
         locations = _renumber(locations, services.values())  # hand-built input only
     reports = sorted(
