@@ -7,13 +7,13 @@ import ipaddress
 import pytest
 
 from flanscan._errors import UsageError
-from flanscan._shard import (
+from flanscan._run.environment import shard_from_env
+from flanscan._run.shard import (
     STRIDE_LIMIT,
     Shard,
     parse_shard,
     select_shard,
     shard_from_dir_name,
-    shard_from_env,
     shard_targets,
 )
 from flanscan._targets import TargetSet, expand_targets, parse_target

@@ -68,7 +68,7 @@ def test_original_container_environment_and_shared_ips_txt(
     ips = tmp_path / "shared" / "ips.txt"
     ips.parent.mkdir()
     ips.write_text("# the original's target file\n127.0.0.1\n")
-    monkeypatch.setattr("flanscan._storage._fleet.LEGACY_TARGETS_FILE", ips)
+    monkeypatch.setattr("flanscan._run.environment.LEGACY_TARGETS_FILE", ips)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("upload", "aws")
     monkeypatch.setenv("bucket", s3.bucket)

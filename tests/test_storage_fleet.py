@@ -12,16 +12,11 @@ import test_storage_servers as servers
 from test_storage_servers import CloudEnv
 
 from flanscan._errors import UsageError
-from flanscan._shard import Shard
-from flanscan._storage import (
-    RetryPolicy,
-    RunUploader,
-    legacy_formats,
-    legacy_output,
-    legacy_targets_file,
-    parse_location,
-    plan_fleet_run,
-)
+from flanscan._run.environment import legacy_formats, legacy_output, legacy_targets_file
+from flanscan._run.placement import plan_fleet_run
+from flanscan._run.shard import Shard
+from flanscan._run.uploads import RunUploader
+from flanscan._storage import RetryPolicy, parse_location
 
 # The storage servers' fixtures (pytest finds fixtures by module attribute).
 s3, gcs, cloud = servers.s3, servers.gcs, servers.cloud

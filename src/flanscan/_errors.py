@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
-# Exit codes, documented in the README and `flan --help`.
-EXIT_OK = 0
-EXIT_FINDINGS = 1  # --fail-on threshold reached (scan completed)
-EXIT_USAGE = 2  # bad input, missing tool, unusable environment
-EXIT_SCAN_INCOMPLETE = 3  # a worker failed or was interrupted; partial results were saved
-EXIT_DELIVERY = 4  # results saved, but an alert, an upload or the history record failed
+from flanscan._status import ExitStatus
+
+# The exit statuses errors carry (see _status.py for all of them and their precedence).
+EXIT_USAGE = ExitStatus.USAGE
 
 
 class FlanError(Exception):
     """Base class: a user-facing problem with a one-line message naming the input and the fix."""
 
-    exit_code = EXIT_USAGE
+    exit_code: ExitStatus = ExitStatus.USAGE
 
 
 class UsageError(FlanError):
@@ -37,13 +35,13 @@ class VulnDbError(FlanError):
 class ScanIncomplete(FlanError):
     """A scan that did not finish; raw XML of what ran is kept."""
 
-    exit_code = EXIT_SCAN_INCOMPLETE
+    exit_code = ExitStatus.SCAN_INCOMPLETE
 
 
 class DeliveryError(FlanError):
     """An alert or upload failed after retries; local results are kept."""
 
-    exit_code = EXIT_DELIVERY
+    exit_code = ExitStatus.DELIVERY
 
 
 def db_failure(exc: BaseException) -> str:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flanscan._errors import (
-    EXIT_DELIVERY,
-    EXIT_FINDINGS,
-    EXIT_OK,
     FlanError,
     UsageError,
     VulnDbError,
@@ -33,6 +30,7 @@ from flanscan._model import (
     SourceConfidence,
 )
 from flanscan._safefile import atomic_output
+from flanscan._status import ExitStatus, RunOutcome
 
 if TYPE_CHECKING:
     from flanscan._scopecheck import ScopeCheck
@@ -61,16 +59,6 @@ class ReportOptions:
     fail_on: str | None = None
     # Findings below this source confidence are left out of reports, alerts and --fail-on.
     min_confidence: str = "medium"
-
-
-@dataclass
-class RunOutcome:
-    """What a run produced: report files, the exit code it earned, and lines for the user."""
-
-    report_paths: list[Path] = field(default_factory=list)
-    exit_code: int = EXIT_OK
-    messages: list[str] = field(default_factory=list)
-    run_id: str | None = None
 
 
 NO_DB_NOTE = (
@@ -208,6 +196,20 @@ def report_from_xml(
     return dataclasses.replace(report, list_product_only=options.show_product_only)
 
 
+def rebuild_reports(inputs: Sequence[Path], options: ReportOptions, out: Path) -> RunOutcome:
+    """`flan report`: reports rebuilt from saved XML files or result directories into `out`.
+    A single `flan scan` run directory heads the report with what its run.json recorded."""
+    from flanscan._report import summary_from_run_json
+
+    scan = summary_from_run_json(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else None
+    built = report_from_xml(list(inputs), options, scan=scan)
+    outcome = RunOutcome(messages=[f"warning: {w}" for w in built.scan.warnings])
+    if built.vulndb_note:
+        outcome.messages.append(built.vulndb_note)
+    outcome.report_paths = write_reports(built, options.formats, out)
+    return outcome
+
+
 def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Path]:
     """Render each format to `out/report.<ext>` (out is a directory), or to `out` itself when a
     single format is asked for and `out` names a file."""
@@ -284,7 +286,7 @@ def report_run(run_dir: Path, scan: ScanSummary | None, options: ReportOptions) 
         # The database broke after the scan (corrupt, replaced, disk error): the scan's results
         # still become reports, without CVEs, and the failure is named (exit 4).
         outcome.messages.append(f"vulnerability matching failed: {db_failure(exc)}")
-        outcome.exit_code = EXIT_DELIVERY
+        outcome.earn(ExitStatus.DELIVERY)
         check = ScopeCheck(scope_of(scan.targets, scan.excluded, "run.json")) if scan else None
         no_db = dataclasses.replace(options, use_db=False)
         report = report_from_xml(paths, no_db, scan=scan, check=check)
@@ -318,11 +320,11 @@ def finish_report(
         except FlanError as exc:
             # The reports matter more than the record: write them, then say what failed.
             outcome.messages.append(f"history not recorded: {exc}")
-            outcome.exit_code = EXIT_DELIVERY
+            outcome.earn(ExitStatus.DELIVERY)
         except Exception as exc:  # a database driver's error (disk full, corrupt file, ...)
             where = options.history or str(out.parent / "history.sqlite3")
             outcome.messages.append(f"history not recorded: {where}: {db_failure(exc)}")
-            outcome.exit_code = EXIT_DELIVERY
+            outcome.earn(ExitStatus.DELIVERY)
 
     outcome.report_paths = write_reports(report, options.formats, out)
 
@@ -342,9 +344,9 @@ def finish_report(
         for failure in failures:
             outcome.messages.append(f"alert not delivered: {failure}")
         if failures:
-            outcome.exit_code = EXIT_DELIVERY
+            outcome.earn(ExitStatus.DELIVERY)
 
-    if outcome.exit_code == EXIT_OK and fail_on_reached(report, options.fail_on):
-        outcome.exit_code = EXIT_FINDINGS
+    if outcome.status == ExitStatus.OK and fail_on_reached(report, options.fail_on):
+        outcome.earn(ExitStatus.FINDINGS)
         outcome.messages.append(f"findings reached --fail-on {options.fail_on}")
     return report

@@ -8,17 +8,11 @@ from typing import Any
 
 import click
 
-from flanscan._errors import EXIT_USAGE, FlanError
+from flanscan._errors import FlanError
 from flanscan._secrets import mask_text
+from flanscan._status import ExitStatus, exit_codes_help
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0  done
-  1  done, and findings reached the --fail-on threshold
-  2  usage or environment error (bad input, nmap missing, ...)
-  3  scan incomplete (a worker failed or was interrupted; raw XML kept)
-  4  results saved, but an alert, an upload or the history record failed
-"""
+EXIT_CODES_HELP = exit_codes_help()
 
 # name -> ("module:attribute", first paragraph of its --help); imported only when the command
 # runs, so `flan --help` stays fast (it lists the commands from this table) and one command's
@@ -94,7 +88,7 @@ class LazyGroup(click.Group):
             where = f"{exc.filename}: " if exc.filename else ""
             reason = exc.strerror or type(exc).__name__
             click.echo(f"flan: error: {mask_text(where + reason)}", err=True)
-            sys.exit(EXIT_USAGE)
+            sys.exit(ExitStatus.USAGE)
 
 
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP)

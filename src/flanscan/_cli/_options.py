@@ -3,15 +3,19 @@ declared once so their names, checks and help texts cannot drift apart."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from flanscan._errors import UsageError
-from flanscan._pipeline import CONFIDENCE_CHOICES, FAIL_ON_CHOICES
+from flanscan._pipeline import CONFIDENCE_CHOICES, FAIL_ON_CHOICES, ReportOptions
 from flanscan._render import FORMATS
+from flanscan._secrets import mask_text
+from flanscan._status import RunOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,7 +23,7 @@ DEFAULT_FORMATS = ("html", "json")
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
-def _apply(options: list[Callable[[F], F]], func: F) -> F:
+def _apply(options: Sequence[Callable[[F], F]], func: F) -> F:
     for option in reversed(options):  # reversed: --help lists them in the order written
         func = option(func)
     return func
@@ -37,6 +41,18 @@ def format_option(func: F) -> F:
     )(func)
 
 
+def db_option(func: F) -> F:
+    """`--db`: the vulnerability database (the one declaration every command uses)."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Vulnerability database (default: FLAN_DB, else vulndb.sqlite3 in the user cache "
+        "directory).",
+    )(func)
+
+
 def analysis_options(*, suppressions_default: str = "") -> Callable[[F], F]:
     """`--db`, `--no-db`, `--suppressions`, `--show-product-only`."""
     suppressions_help = "Exception rules (owner, reason, expiry) for accepted findings"
@@ -45,14 +61,7 @@ def analysis_options(*, suppressions_default: str = "") -> Callable[[F], F]:
     def decorate(func: F) -> F:
         return _apply(
             [
-                click.option(
-                    "--db",
-                    "db_path",
-                    type=click.Path(path_type=Path, dir_okay=False),
-                    default=None,
-                    help="Vulnerability database to use "
-                    "(default: FLAN_DB or the user cache directory).",
-                ),
+                db_option,
                 click.option(
                     "--no-db",
                     is_flag=True,
@@ -131,3 +140,69 @@ def check_db_flags(db_path: Path | None, no_db: bool) -> None:
     """--db and --no-db exclude each other."""
     if no_db and db_path is not None:
         raise UsageError("--db and --no-db cannot be used together: drop one")
+
+
+_REPORT_PARAMS = ("formats", "db_path", "no_db", "suppressions", "show_product_only",
+                  "min_confidence", "history", "no_history", "notify", "notify_min_severity",
+                  "fail_on")  # fmt: skip
+
+
+def report_options(
+    *, delivery: bool, default_formats: bool = True, no_history: bool = False, **defaults: str
+) -> Callable[[F], F]:
+    """`--format`, the analysis options and (with `delivery`) the history, alert and --fail-on
+    options, handed to the command as one `report: ReportOptions`. Without `default_formats`
+    no --format leaves `report.formats` empty (the command decides)."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in _REPORT_PARAMS if name in kwargs}
+            check_db_flags(given["db_path"], given["no_db"])
+            formats = tuple(dict.fromkeys(f.lower() for f in given["formats"]))
+            kwargs["report"] = ReportOptions(
+                formats=formats or (DEFAULT_FORMATS if default_formats else ()),
+                db_path=given["db_path"],
+                use_db=not given["no_db"],
+                suppressions=given["suppressions"],
+                show_product_only=given["show_product_only"],
+                min_confidence=given["min_confidence"],
+                history=given.get("history"),
+                record_history=not given.get("no_history", False),
+                notify=given.get("notify", ()),
+                notify_min_severity=given.get("notify_min_severity", "high"),
+                fail_on=given.get("fail_on"),
+            )
+            return func(*args, **kwargs)
+
+        options = [
+            format_option,
+            analysis_options(suppressions_default=defaults.get("suppressions", "")),
+        ]
+        if no_history:
+            no_history_help = "Do not record the merged run in the history."
+            options.append(click.option("--no-history", is_flag=True, help=no_history_help))
+        if delivery:
+            options.append(delivery_options(history_default=defaults["history"]))
+        return _apply(options, cast(F, command))
+
+    return decorate
+
+
+def print_outcome(outcome: RunOutcome, *, warnings: Sequence[str] = ()) -> None:
+    """The end of every command that runs a job: its messages (stderr), the report paths (the
+    first format asked for last: it is "the report"), its errors, and its exit status."""
+    for line in [*(f"warning: {w}" for w in warnings), *outcome.messages]:
+        click.echo(mask_text(line), err=True)
+    paths = outcome.report_paths
+    for path in paths[1:] + paths[:1]:
+        click.echo(str(path))
+    for error in outcome.errors:
+        click.echo(f"flan: error: {mask_text(error)}", err=True)
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)
+
+
+def say(line: str) -> None:
+    """A line for the user on stderr, while a job runs."""
+    click.echo(line, err=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from flanscan._cli._options import db_option
 from flanscan._vulndb import STALE_DAYS, BuildResult, DbStatus, VulnDb, resolve_db_path
 from flanscan._vulndb import ProgressTask as _ProgressTask
 from flanscan._vulndb._affected import SourceFigures
@@ -67,16 +67,6 @@ class _RichTask:
 
     def finish(self) -> None:
         self.bar.remove_task(self.task_id)
-
-
-def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Database file (default: $FLAN_DB, else vulndb.sqlite3 in the user cache dir).",
-    )(func)
 
 
 def _human_size(size: int) -> str:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from flanscan._cli._options import db_option
+
 if TYPE_CHECKING:
     from flanscan._history import HistoryStore
     from flanscan._history._rows import RunRows
@@ -32,10 +34,7 @@ def _db_options(f: Any) -> Any:
         help="Exception rules applied when reading XML or result directories.",
     )(f)  # fmt: skip
     f = click.option("--no-db", is_flag=True, help="Read XML without vulnerability matching.")(f)
-    return click.option(
-        "--db", "db_path", type=click.Path(path_type=Path), default=None,
-        help="Vulnerability database for XML inputs (default: FLAN_DB or the user cache).",
-    )(f)  # fmt: skip
+    return db_option(f)
 
 
 def _format_option(f: Any) -> Any:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from flanscan._cli._options import DEFAULT_FORMATS, analysis_options, check_db_flags, format_option
+from flanscan._cli._options import print_outcome, report_options
+
+if TYPE_CHECKING:
+    from flanscan._pipeline import ReportOptions
 
 
 def _output_dir(inputs: tuple[Path, ...]) -> Path:
@@ -31,7 +35,6 @@ Examples:
     required=True,
     type=click.Path(path_type=Path),
 )
-@format_option
 @click.option(
     "-o",
     "--output",
@@ -40,44 +43,14 @@ Examples:
     help="Directory for report.<ext> files, or a file name when one format is asked for "
     "(default: the run directory given, else the current directory).",
 )
-@analysis_options()
-def report(
-    inputs: tuple[Path, ...],
-    formats: tuple[str, ...],
-    output: Path | None,
-    db_path: Path | None,
-    no_db: bool,
-    suppressions: Path | None,
-    show_product_only: bool,
-    min_confidence: str,
-) -> None:
+@report_options(delivery=False)
+def report(inputs: tuple[Path, ...], output: Path | None, report: ReportOptions) -> None:
     """Rebuild reports from saved Nmap XML files or result directories, without rescanning.
 
     A directory means its xml/ folder (a `flan scan` run) or the *.xml files in it. Several
     files (workers, a discovery and a version pass) are merged into one report. The path of
     the report is the last line printed.
     """
-    from flanscan._pipeline import ReportOptions, report_from_xml, write_reports
-    from flanscan._report import summary_from_run_json
+    from flanscan._pipeline import rebuild_reports
 
-    chosen = tuple(dict.fromkeys(f.lower() for f in formats)) or DEFAULT_FORMATS
-    check_db_flags(db_path, no_db)
-    options = ReportOptions(
-        formats=chosen,
-        db_path=db_path,
-        use_db=not no_db,
-        suppressions=suppressions,
-        show_product_only=show_product_only,
-        min_confidence=min_confidence,
-    )
-    # A `flan scan` run directory says what was asked (targets as given, excludes, profile).
-    scan = summary_from_run_json(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else None
-    built = report_from_xml(list(inputs), options, scan=scan)
-    for warning in built.scan.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if built.vulndb_note:
-        click.echo(built.vulndb_note, err=True)
-    paths = write_reports(built, chosen, output or _output_dir(inputs))
-    # The first format asked for is "the report": its path is the last line printed.
-    for path in paths[1:] + paths[:1]:
-        click.echo(str(path))
+    print_outcome(rebuild_reports(inputs, report, output or _output_dir(inputs)))

@@ -1,4 +1,5 @@
-"""Merge the shards of a fleet run into one report and one history entry.
+"""The shards of a fleet run: which are there, missing or incomplete, the run's summary and
+scope from their records, and fetching them from object storage (for `flan merge`).
 
 A run is `<prefix>/<run-id>/shard-<I>-of-<N>/{shard.json, run.json, xml/*.xml, done.json}`,
 locally or in object storage. A shard is *missing* when it has no directory, *incomplete* when it
@@ -10,34 +11,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
-from flanscan._errors import DeliveryError, EnvironmentProblem, UsageError
+from flanscan._errors import EnvironmentProblem, UsageError
 from flanscan._model import ScanSummary
-from flanscan._pipeline import ReportOptions, RunOutcome, finish_report, report_from_xml
 from flanscan._records import (
     DONE_FILE,
-    MERGE_FILE,
     SHARD_FILE,
     DoneRecord,
-    MergedShard,
-    MergeRecord,
     RecordError,
     ShardRecord,
-    write_record,
 )
 from flanscan._records import ShardState as ShardStateName
+from flanscan._run.shard import Shard, shard_from_dir_name, shard_targets
 from flanscan._scopecheck import ScopeCheck, scope_of
-from flanscan._shard import Shard, shard_from_dir_name, shard_targets
 from flanscan._storage import (
-    Location,
     RetryPolicy,
     Sink,
     StorageError,
     checked_key,
-    open_sink,
     retrying,
 )
 from flanscan._targets import TargetSet, parse_target
@@ -78,16 +71,6 @@ class RunShards:
     @property
     def complete(self) -> bool:
         return all(s.state == "complete" for s in self.shards)
-
-
-@dataclass
-class MergeOutcome(RunOutcome):
-    """A merge's result: report files, exit code, messages, and the shards found."""
-
-    shards: RunShards | None = None
-    merged_dir: Path | None = None
-    uploaded_to: str | None = None
-    warnings: list[str] = field(default_factory=list)
 
 
 def _read_done(path: Path) -> DoneRecord | None:
@@ -341,60 +324,3 @@ def download_run(sink: Sink, dest: Path) -> int:
     except StorageError as exc:
         raise EnvironmentProblem(f"cannot read {sink.url}: {exc}") from None
     return len(keys)
-
-
-# --------------------------------------------------------------------------- the merge
-
-
-def merge_run(
-    run_dir: Path,
-    options: ReportOptions,
-    out: Path,
-    *,
-    source: str,
-) -> MergeOutcome:
-    """Build one report and one history entry from the shards in `run_dir`; write the reports
-    and merge.json to `out`. Missing or incomplete shards earn exit code 3."""
-    run = inspect_run(run_dir)
-    summary, warnings = merged_summary(run)
-    outcome = MergeOutcome(shards=run, merged_dir=out, warnings=warnings)
-    check = shard_scope_check(run)
-    report = report_from_xml(shard_xml_files(run), options, scan=summary, check=check)
-    outcome.warnings.extend(check.warnings())
-    finish_report(report, options, outcome, out=out, source="merge")
-    _write_merge_record(out / MERGE_FILE, run, source, outcome.report_paths)
-    return outcome
-
-
-def _write_merge_record(path: Path, run: RunShards, source: str, reports: Sequence[Path]) -> None:
-    record = MergeRecord(
-        run_id=run.run_id,
-        source=source,
-        merged_at=datetime.now().astimezone(),
-        shard_count=run.count,
-        shards=tuple(MergedShard(s.shard.index, s.state, s.reason) for s in run.shards),
-        reports=tuple(p.name for p in reports),
-    )
-    write_record(path, record)
-
-
-def upload_merged(sink: Sink, out: Path, files: Sequence[Path]) -> None:
-    """Send the merged reports and merge.json to the run's prefix (retries, then
-    DeliveryError; the local copies stay)."""
-    policy = RetryPolicy.from_env()
-    failed = []
-    for path in [*files, out / MERGE_FILE]:
-        try:
-            retrying(lambda p=path: sink.put_file(p, p.name), policy)  # type: ignore[misc]
-        except StorageError as exc:
-            failed.append(f"{path.name}: {exc}")
-    if failed:
-        raise DeliveryError(
-            f"{len(failed)} merged file(s) not uploaded to {sink.url} after retries "
-            f"(first: {failed[0]}); local copies kept in {out}"
-        )
-
-
-def open_source(location: Location) -> Sink:
-    """The sink a merge reads from."""
-    return open_sink(location)

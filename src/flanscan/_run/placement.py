@@ -1,9 +1,9 @@
-"""`flan scan` at fleet scale: where a run's files go, which shard it is, and the original
-container's environment (`upload`, `bucket`, `format`, `/shared/ips.txt`).
+"""Where a run's files go: its id, its shard, its local directory and its upload destination;
+and the run's life around the scan (shard.json before, uploads during, done.json after).
 
 Precedence, highest first: command-line options; flan's own environment (FLAN_RUN_ID, and for
 shards JOB_COMPLETION_INDEX with FLAN_SHARD_COUNT); the original container's variables
-(`upload` + `bucket` for --output, `format` for --format, /shared/ips.txt for targets); defaults.
+(`upload` + `bucket` for --output; see environment.py); defaults.
 """
 
 from __future__ import annotations
@@ -34,53 +34,24 @@ from flanscan._records import (
     read_manifest,
     write_record,
 )
-from flanscan._shard import Shard, parse_shard, select_shard, shard_from_env
-from flanscan._storage._retry import RetryPolicy, retrying
-from flanscan._storage._sink import Location, Sink, StorageError, open_sink, parse_location
-from flanscan._storage._uploader import RunUploader
+from flanscan._run.environment import RUN_ID_ENV, legacy_output, shard_from_env
+from flanscan._run.shard import Shard, parse_shard, select_shard
+from flanscan._run.uploads import RunUploader
+from flanscan._storage import (
+    Location,
+    RetryPolicy,
+    Sink,
+    StorageError,
+    open_sink,
+    parse_location,
+    retrying,
+)
 from flanscan._targets import TargetSpec
 
 if TYPE_CHECKING:
     from flanscan._scan import ScanResult
 
-RUN_ID_ENV = "FLAN_RUN_ID"
-# The original container read its targets here when none were given.
-LEGACY_TARGETS_FILE = Path("/shared/ips.txt")
-_LEGACY_SCHEMES = {"aws": "s3", "gcp": "gs"}
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-
-
-def legacy_output(env: Mapping[str, str]) -> str | None:
-    """The original container's destination: `upload=aws|gcp` with `bucket=NAME`."""
-    upload = env.get("upload", "").strip().lower()
-    if not upload:
-        return None
-    if upload not in _LEGACY_SCHEMES:
-        raise UsageError(f"environment upload={upload!r}: use aws or gcp (or unset it)")
-    bucket = env.get("bucket", "").strip().strip("/")
-    if not bucket:
-        raise UsageError(f"environment upload={upload} needs bucket=NAME (the bucket to write to)")
-    return f"{_LEGACY_SCHEMES[upload]}://{bucket}"
-
-
-def legacy_formats(env: Mapping[str, str], choices: Sequence[str]) -> tuple[str, ...]:
-    """Report formats from the original container's `format` variable (comma-separated)."""
-    raw = env.get("format", "").strip().lower()
-    if not raw:
-        return ()
-    formats = tuple(dict.fromkeys(f.strip() for f in raw.replace(" ", ",").split(",") if f))
-    bad = [f for f in formats if f not in choices]
-    if bad:
-        raise UsageError(
-            f"environment format={raw!r}: {bad[0]!r} is not one of {', '.join(choices)}"
-        )
-    return formats
-
-
-def legacy_targets_file(path: Path | None = None) -> Path | None:
-    """/shared/ips.txt when it exists (used only when no target is given)."""
-    path = path or LEGACY_TARGETS_FILE
-    return path if path.is_file() else None
 
 
 def _check_run_id(run_id: str, source: str) -> str:

@@ -13,9 +13,8 @@ bounded by the number of blocks, whatever the size of the networks.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flanscan._errors import UsageError
@@ -23,11 +22,6 @@ from flanscan._targets import TargetSet, TargetSpec, nmap_blocks, parse_target
 
 # Up to this many targets (after excludes) shards are strided; above, contiguous CIDR blocks.
 STRIDE_LIMIT = 1 << 16
-
-# Environment of a Kubernetes Indexed Job: the pod's index, and the shard count the manifest sets
-# equal to the Job's `completions`.
-INDEX_ENV = "JOB_COMPLETION_INDEX"
-COUNT_ENV = "FLAN_SHARD_COUNT"
 
 _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 MAX_SHARDS = 10_000
@@ -75,27 +69,6 @@ def parse_shard(text: str, source: str = "--shard") -> Shard:
             "like Kubernetes' JOB_COMPLETION_INDEX)"
         )
     return Shard(index, count)
-
-
-def shard_from_env(env: Mapping[str, str] | None = None) -> Shard | None:
-    """The shard of a Kubernetes Indexed Job pod (JOB_COMPLETION_INDEX and FLAN_SHARD_COUNT),
-    or None outside one. Only the index without the count is an error (the count is needed)."""
-    env = os.environ if env is None else env
-    index = env.get(INDEX_ENV, "").strip()
-    count = env.get(COUNT_ENV, "").strip()
-    if not index and not count:
-        return None
-    if not count:
-        raise UsageError(
-            f"{INDEX_ENV}={index} is set but {COUNT_ENV} is not: set {COUNT_ENV} to the Job's "
-            "`completions` in the manifest"
-        )
-    if not index:
-        raise UsageError(
-            f"{COUNT_ENV}={count} is set but {INDEX_ENV} is not: use an Indexed Job, or pass "
-            "--shard I/N"
-        )
-    return parse_shard(f"{index}/{count}", f"{INDEX_ENV}/{COUNT_ENV}")
 
 
 def shard_targets(targets: TargetSet, shard: Shard) -> list[str]:

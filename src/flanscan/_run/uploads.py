@@ -22,8 +22,7 @@ from flanscan._records import (
     UploadsManifest,
     write_record,
 )
-from flanscan._storage._retry import RetryPolicy, retrying
-from flanscan._storage._sink import Sink, StorageError
+from flanscan._storage import RetryPolicy, Sink, StorageError, retrying
 
 
 class RunUploader:

@@ -1,0 +1,79 @@
+"""Exit statuses: one enum, what each means, and which wins when a run earns several.
+
+The library never exits: errors carry a status (`FlanError.exit_code`), finished runs return a
+`RunOutcome` whose `status` is decided here; only the CLI turns either into `sys.exit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitStatus(IntEnum):
+    """flan's exit codes (documented in the README and `flan --help`)."""
+
+    OK = 0
+    FINDINGS = 1  # --fail-on threshold reached (scan completed)
+    USAGE = 2  # bad input, missing tool, unusable environment
+    SCAN_INCOMPLETE = 3  # a worker failed or was interrupted; partial results were saved
+    DELIVERY = 4  # results saved, but an alert, an upload or the history record failed
+
+    @property
+    def meaning(self) -> str:
+        return _MEANING[self]
+
+
+_MEANING = {
+    ExitStatus.OK: "done",
+    ExitStatus.FINDINGS: "done, and findings reached the --fail-on threshold",
+    ExitStatus.USAGE: "usage or environment error (bad input, nmap missing, ...)",
+    ExitStatus.SCAN_INCOMPLETE: (
+        "scan incomplete (a worker failed or was interrupted; raw XML kept)"
+    ),
+    ExitStatus.DELIVERY: "results saved, but an alert, an upload or the history record failed",
+}
+
+# When a run earns several statuses, the later one here wins: results not checked matter more
+# than results not delivered, which matter more than findings over the --fail-on threshold.
+PRECEDENCE = (
+    ExitStatus.OK,
+    ExitStatus.FINDINGS,
+    ExitStatus.DELIVERY,
+    ExitStatus.SCAN_INCOMPLETE,
+    ExitStatus.USAGE,
+)
+
+
+def worst(*statuses: ExitStatus) -> ExitStatus:
+    """The status that wins among `statuses` (OK for none)."""
+    return max(statuses, key=PRECEDENCE.index, default=ExitStatus.OK)
+
+
+def exit_codes_help() -> str:
+    """The "Exit codes:" block of `--help` texts (click keeps a `\\b` paragraph as written)."""
+    lines = [f"  {int(s)}  {s.meaning}" for s in ExitStatus]
+    return "\b\nExit codes:\n" + "\n".join(lines) + "\n"
+
+
+@dataclass
+class RunOutcome:
+    """What a scan, merge or report run produced: report files, the status it earned, lines for
+    the user (`messages`), and the errors that decided a non-zero status (`errors`)."""
+
+    report_paths: list[Path] = field(default_factory=list)
+    status: ExitStatus = ExitStatus.OK
+    messages: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    run_id: str | None = None  # the history's id of the recorded run
+
+    def earn(self, status: ExitStatus, error: str | None = None) -> None:
+        """Add a status (the one that wins by PRECEDENCE stays) and the error behind it."""
+        self.status = worst(self.status, status)
+        if error is not None:
+            self.errors.append(error)
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.status)
