@@ -273,3 +273,20 @@ def test_the_library_refuses_an_internet_sized_scope_too(tmp_path: Path) -> None
     with pytest.raises(UsageError, match="is over --max-hosts 65,536"):
         check_scan(options)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_json_of_an_older_flan_is_masked_on_reading(fake_nmap: FakeNmap) -> None:
+    fake_nmap.hosts("127.0.0.1")
+    run = fake_nmap.bin_dir.parent / "run"
+    r = _flan(fake_nmap, "scan", "--no-db", "-f", "json", "--output-dir", str(run), "127.0.0.1",
+              "--", "--script-args", "pass=hunter2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    record = json.loads((run / "run.json").read_text())  # as flan wrote it before masking
+    record["profile_description"] = record["profile_description"].replace("'***'", "pass=hunter2")
+    record["nmap_commands"] = [c.replace("'***'", "pass=hunter2") for c in record["nmap_commands"]]
+    (run / "run.json").write_text(json.dumps(record))
+    out = fake_nmap.bin_dir.parent / "again.json"
+    r = _flan(fake_nmap, "report", "--no-db", "-f", "json", "-o", str(out), str(run))
+    assert r.returncode == 0, r.stderr
+    assert "hunter2" not in out.read_text()
+    assert "--script-args '***'" in json.loads(out.read_text())["scan"]["profile"]

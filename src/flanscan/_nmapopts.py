@@ -469,3 +469,18 @@ def mask_command(command: str) -> str:
     if not words:
         return command
     return shlex.join([words[0], *mask_argv(words[1:])])
+
+
+def mask_profile(text: str) -> str:
+    """A run's profile description with the values of secret options in its "extra Nmap flags:"
+    part as *** (older run.json files wrote them as given)."""
+    import shlex
+
+    head, marker, flags = text.partition("extra Nmap flags: ")
+    if not marker:
+        return text
+    try:
+        words = shlex.split(flags)
+    except ValueError:
+        return text if not any(n.lstrip("-") in flags for n in SECRET_OPTIONS) else head + marker
+    return head + marker + shlex.join(mask_argv(words))

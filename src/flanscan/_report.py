@@ -32,7 +32,7 @@ from flanscan._model import (
     Severity,
     VulnDbSummary,
 )
-from flanscan._nmapopts import mask_command, split_nmap_argv
+from flanscan._nmapopts import mask_command, mask_profile, split_nmap_argv
 from flanscan._records import HostCounts, read_run_record
 from flanscan._scopecheck import ScopeCheck
 
@@ -465,7 +465,7 @@ def summary_from_run_json(run_dir: Path) -> ScanSummary | None:
         nmap_version=record.nmap_version or None,
         start=record.start,
         end=record.end,
-        profile=profile or None,
+        profile=mask_profile(profile) if profile else None,
         warnings=record.warnings,
         hosts_up=hosts.up,
         hosts_down=hosts.down,
