@@ -356,7 +356,7 @@ def synth_report(n_hosts: int, workdir: Path) -> Report:
     """A Report of `n_hosts` hosts built from synthetic Nmap XML by the real parser and builder."""
     from dataclasses import replace
 
-    from flanscan._report import report_from_files
+    from flanscan._pipeline import report_from_files
 
     workdir.mkdir(parents=True, exist_ok=True)
     xml = workdir / f"synth-{n_hosts}.xml"

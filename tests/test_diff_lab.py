@@ -21,7 +21,7 @@ from flanscan._model import (
     ServiceObservation,
     Vulnerability,
 )
-from flanscan._report import report_from_files
+from flanscan._pipeline import report_from_files
 from testlab import Lab
 from tests._pg_fixture import pg_server, pg_url  # noqa: F401 - fixtures
 

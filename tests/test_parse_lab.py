@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from flanscan._model import HostObservation
+from flanscan._nmapopts import parse_nmap_args
 from flanscan._parse import NmapXmlFile
-from flanscan._report import build_report, parse_nmap_args, summarize_runs
+from flanscan._report import build_report
+from flanscan._xmlset import summarize_runs
 
 LAB = Path(__file__).parent / "data" / "lab"
 pytestmark = pytest.mark.skipif(

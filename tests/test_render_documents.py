@@ -155,7 +155,7 @@ def real_samples(nmap_samples: Path) -> list[Path]:
 
 def test_every_format_from_real_nmap_xml(nmap_samples: Path, tmp_path: Path) -> None:
     """Real Nmap output through the real parser and report builder, into every format."""
-    from flanscan._report import report_from_files
+    from flanscan._pipeline import report_from_files
 
     samples = real_samples(nmap_samples)
     assert samples

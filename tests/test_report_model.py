@@ -25,16 +25,11 @@ from flanscan._model import (
     Severity,
     Vulnerability,
 )
+from flanscan._nmapopts import parse_nmap_args
 from flanscan._parse import NmapXmlFile
-from flanscan._report import (
-    build_report,
-    find_xml_files,
-    finding_sort_key,
-    merge_hosts,
-    parse_nmap_args,
-    report_from_files,
-    summarize_runs,
-)
+from flanscan._pipeline import report_from_files
+from flanscan._report import build_report, finding_sort_key, merge_hosts
+from flanscan._xmlset import find_xml_files, summarize_runs
 
 
 def vuln(

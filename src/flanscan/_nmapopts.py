@@ -484,3 +484,54 @@ def mask_profile(text: str) -> str:
     except ValueError:
         return text if not any(n.lstrip("-") in flags for n in SECRET_OPTIONS) else head + marker
     return head + marker + shlex.join(mask_argv(words))
+
+
+# --------------------------------------------------------------------------- saved command lines
+
+
+@dataclass(frozen=True)
+class NmapArgs:
+    """What an Nmap command line says about scope: targets, excludes, input lists, ports."""
+
+    targets: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    input_lists: tuple[str, ...] = ()
+    ports: str | None = None
+
+
+def parse_nmap_args(args: str) -> NmapArgs:
+    """Split an Nmap command line (as in `<nmaprun args=...>`) into targets and scope."""
+    import shlex
+
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        words = args.split()
+    excluded: list[str] = []
+    lists: list[str] = []
+    ports: str | None = None
+    fast = scan_only_hosts = False
+    # words[0] is the nmap executable; the options are read with Nmap's own table.
+    parsed = split_nmap_argv(words[1:])
+    for opt in parsed.options:
+        value = opt.value
+        if opt.name == "-F":
+            fast = True
+        elif opt.name in ("-sn", "-sP"):
+            scan_only_hosts = True
+        elif value is None:
+            continue
+        elif opt.name == "-p":
+            ports = "1-65535" if value == "-" else value
+        elif opt.name == "--top-ports":
+            ports = f"top-{value}"
+        elif opt.name == "--exclude":
+            excluded.extend(v for v in value.split(",") if v)
+        elif opt.name == "--excludefile":
+            excluded.append(f"@{value}")
+        elif opt.name in ("--iL", "-i"):
+            lists.append(value)
+    targets = [t for t in parsed.targets if t != "-"]
+    if ports is None and not scan_only_hosts:
+        ports = "top-100" if fast else "top-1000"
+    return NmapArgs(tuple(targets), tuple(excluded), tuple(lists), ports)

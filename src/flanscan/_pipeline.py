@@ -20,6 +20,7 @@ from flanscan._errors import (
     db_failure,
 )
 from flanscan._model import (
+    ChangeSummary,
     Finding,
     HostObservation,
     Location,
@@ -28,6 +29,7 @@ from flanscan._model import (
     ServiceObservation,
     Severity,
     SourceConfidence,
+    VulnDbSummary,
 )
 from flanscan._safefile import atomic_output
 from flanscan._status import ExitStatus, RunOutcome
@@ -156,6 +158,56 @@ def make_analyzer(
     return analyze
 
 
+def report_from_files(
+    paths: Sequence[Path],
+    *,
+    scan: ScanSummary | None = None,
+    analyze: Analyzer | None = None,
+    vulndb: VulnDbSummary | None = None,
+    vulndb_note: str | None = None,
+    notes: Sequence[str] = (),
+    changes: ChangeSummary | None = None,
+    check: ScopeCheck | None = None,
+) -> Report:
+    """Build a Report from saved XML files/directories, streaming the hosts. Without `scan`
+    (no run.json), the scan summary comes from the files themselves (`summarize_runs`); with
+    it, the files' warnings are added to it. With `check`, hosts outside the scope are left
+    out and named in the warnings and notes."""
+    from flanscan._report import build_report
+    from flanscan._xmlset import NmapXmlSet, find_xml_files, summarize_runs
+
+    source = NmapXmlSet(find_xml_files(paths), check)
+    report = build_report(
+        source.hosts(),
+        scan=scan or ScanSummary(),
+        analyze=analyze,
+        vulndb=vulndb,
+        vulndb_note=vulndb_note,
+        notes=notes,
+        changes=changes,
+    )
+    from_xml = summarize_runs(source.infos)
+    if scan is None:
+        summary = dataclasses.replace(
+            from_xml,
+            hosts_up=report.scan.hosts_up,
+            hosts_down=max(from_xml.hosts_down, report.scan.hosts_down),
+        )
+    else:
+        summary = dataclasses.replace(
+            report.scan,
+            warnings=tuple(dict.fromkeys(report.scan.warnings + from_xml.warnings)),
+            xml_files=report.scan.xml_files or from_xml.xml_files,
+            nmap_version=report.scan.nmap_version or from_xml.nmap_version,
+            start=report.scan.start or from_xml.start,
+            end=report.scan.end or from_xml.end,
+        )
+    scope_warnings = tuple(check.warnings()) if check is not None else ()
+    if scope_warnings:
+        summary = dataclasses.replace(summary, warnings=(*summary.warnings, *scope_warnings))
+    return dataclasses.replace(report, scan=summary, notes=(*report.notes, *scope_warnings))
+
+
 def report_from_xml(
     paths: Sequence[Path],
     options: ReportOptions,
@@ -166,7 +218,6 @@ def report_from_xml(
     """Build the Report from saved Nmap XML (files or result directories), without scanning.
     Hosts are streamed from the files; `scan` (from run.json) heads the report when given, and
     its targets are the scope hosts are checked against (unless `check` is given)."""
-    from flanscan._report import report_from_files
     from flanscan._scopecheck import ScopeCheck, scope_of
 
     if check is None and scan is not None:
@@ -199,7 +250,7 @@ def report_from_xml(
 def rebuild_reports(inputs: Sequence[Path], options: ReportOptions, out: Path) -> RunOutcome:
     """`flan report`: reports rebuilt from saved XML files or result directories into `out`.
     A single `flan scan` run directory heads the report with what its run.json recorded."""
-    from flanscan._report import summary_from_run_json
+    from flanscan._records import summary_from_run_json
 
     scan = summary_from_run_json(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else None
     built = report_from_xml(list(inputs), options, scan=scan)

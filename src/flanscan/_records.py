@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Literal, Protocol, TypeVar, cast, get_args
 
 from flanscan._errors import ParseError
+from flanscan._model import ScanSummary
+from flanscan._nmapopts import mask_command, mask_profile
 from flanscan._safefile import write_atomic
 
 # Bumped when a record's meaning changes; readers accept every version up to this one.
@@ -616,3 +618,31 @@ def read_manifest(path: Path, key_prefix: str) -> list[str]:
         return UploadsManifest.from_json(load_json(path), str(path)).below(key_prefix)
     except RecordError:
         return []
+
+
+# ------------------------------------------------------------------------ run.json -> ScanSummary
+
+
+def summary_from_run_json(run_dir: Path) -> ScanSummary | None:
+    """The ScanSummary a `flan scan` run recorded in `run_dir/run.json` (targets as the user
+    gave them, excludes, profile, commands), or None when there is no readable run.json."""
+    record = read_run_record(run_dir)
+    if record is None:
+        return None
+    hosts = record.hosts or HostCounts()
+    profile = record.profile_description or record.profile
+    return ScanSummary(
+        targets=record.targets,
+        excluded=record.excludes,
+        nmap_commands=tuple(mask_command(c) for c in record.nmap_commands),
+        nmap_version=record.nmap_version or None,
+        start=record.start,
+        end=record.end,
+        profile=mask_profile(profile) if profile else None,
+        warnings=record.warnings,
+        hosts_up=hosts.up,
+        hosts_down=hosts.down,
+        ports=record.ports or None,
+        incomplete_targets=record.incomplete_targets or (),
+        run_id=record.run_id or run_dir.name,
+    )

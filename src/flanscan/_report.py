@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import shlex
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from flanscan._errors import ParseError
 from flanscan._model import (
     ChangeSummary,
     Confidence,
@@ -23,7 +20,6 @@ from flanscan._model import (
     HostObservation,
     HostSummary,
     Location,
-    NmapRunInfo,
     Report,
     ScanSummary,
     ServiceFinding,
@@ -32,9 +28,6 @@ from flanscan._model import (
     Severity,
     VulnDbSummary,
 )
-from flanscan._nmapopts import mask_command, mask_profile, split_nmap_argv
-from flanscan._records import HostCounts, read_run_record
-from flanscan._scopecheck import ScopeCheck
 
 Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
 
@@ -361,205 +354,3 @@ def worst_severity(report: Report) -> Severity | None:
     """The worst severity of any open finding in the report (None when there is none)."""
     sev = [s.worst_severity for s in report.services if s.worst_severity is not None]
     return max(sev) if sev else None
-
-
-# --------------------------------------------------------------------------- runs -> ScanSummary
-
-
-@dataclass(frozen=True)
-class NmapArgs:
-    """What an Nmap command line says about scope: targets, excludes, input lists, ports."""
-
-    targets: tuple[str, ...] = ()
-    excluded: tuple[str, ...] = ()
-    input_lists: tuple[str, ...] = ()
-    ports: str | None = None
-
-
-def parse_nmap_args(args: str) -> NmapArgs:
-    """Split an Nmap command line (as in `<nmaprun args=...>`) into targets and scope."""
-    try:
-        words = shlex.split(args)
-    except ValueError:
-        words = args.split()
-    excluded: list[str] = []
-    lists: list[str] = []
-    ports: str | None = None
-    fast = scan_only_hosts = False
-    # words[0] is the nmap executable; the options are read with Nmap's own table.
-    parsed = split_nmap_argv(words[1:])
-    for opt in parsed.options:
-        value = opt.value
-        if opt.name == "-F":
-            fast = True
-        elif opt.name in ("-sn", "-sP"):
-            scan_only_hosts = True
-        elif value is None:
-            continue
-        elif opt.name == "-p":
-            ports = "1-65535" if value == "-" else value
-        elif opt.name == "--top-ports":
-            ports = f"top-{value}"
-        elif opt.name == "--exclude":
-            excluded.extend(v for v in value.split(",") if v)
-        elif opt.name == "--excludefile":
-            excluded.append(f"@{value}")
-        elif opt.name in ("--iL", "-i"):
-            lists.append(value)
-    targets = [t for t in parsed.targets if t != "-"]
-    if ports is None and not scan_only_hosts:
-        ports = "top-100" if fast else "top-1000"
-    return NmapArgs(tuple(targets), tuple(excluded), tuple(lists), ports)
-
-
-def summarize_runs(infos: Sequence[NmapRunInfo]) -> ScanSummary:
-    """A ScanSummary from what the XML files themselves say (when no run.json exists):
-    targets and ports from the command lines, the earliest start and latest end, the Nmap
-    version, hosts counted, and a warning for each file that is incomplete."""
-    targets: dict[str, None] = {}
-    excluded: dict[str, None] = {}
-    ports: dict[str, None] = {}
-    versions: dict[str, None] = {}
-    warnings: list[str] = []
-    for info in infos:
-        parsed = parse_nmap_args(info.args)
-        targets.update(dict.fromkeys(parsed.targets))
-        targets.update(dict.fromkeys(f"-iL {name}" for name in parsed.input_lists))
-        excluded.update(dict.fromkeys(parsed.excluded))
-        if parsed.ports:
-            ports[parsed.ports] = None
-        if info.version:
-            versions[info.version] = None
-        warnings.extend(info.warnings)
-        if not info.complete and not info.warnings:
-            warnings.append(f"{info.source}: incomplete Nmap run")
-    starts = [i.start for i in infos if i.start is not None]
-    ends = [i.end for i in infos if i.end is not None]
-    return ScanSummary(
-        targets=tuple(targets),
-        excluded=tuple(excluded),
-        nmap_commands=tuple(dict.fromkeys(mask_command(i.args) for i in infos if i.args)),
-        nmap_version=", ".join(versions) or None,
-        start=min(starts) if starts else None,
-        end=max(ends) if ends else None,
-        xml_files=tuple(i.source for i in infos),
-        warnings=tuple(dict.fromkeys(warnings)),
-        hosts_up=sum(i.hosts_up for i in infos),
-        hosts_down=sum(i.hosts_down for i in infos),
-        ports="; ".join(ports) or None,
-    )
-
-
-def summary_from_run_json(run_dir: Path) -> ScanSummary | None:
-    """The ScanSummary a `flan scan` run recorded in `run_dir/run.json` (targets as the user
-    gave them, excludes, profile, commands), or None when there is no readable run.json."""
-    record = read_run_record(run_dir)
-    if record is None:
-        return None
-    hosts = record.hosts or HostCounts()
-    profile = record.profile_description or record.profile
-    return ScanSummary(
-        targets=record.targets,
-        excluded=record.excludes,
-        nmap_commands=tuple(mask_command(c) for c in record.nmap_commands),
-        nmap_version=record.nmap_version or None,
-        start=record.start,
-        end=record.end,
-        profile=mask_profile(profile) if profile else None,
-        warnings=record.warnings,
-        hosts_up=hosts.up,
-        hosts_down=hosts.down,
-        ports=record.ports or None,
-        incomplete_targets=record.incomplete_targets or (),
-        run_id=record.run_id or run_dir.name,
-    )
-
-
-# --------------------------------------------------------------------------- many files
-
-
-def find_xml_files(paths: Sequence[Path]) -> list[Path]:
-    """Nmap XML files named directly, or in a directory (its `xml/` folder if it has one,
-    else its `*.xml` files); a directory without any is an error naming it."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            base = path / "xml" if (path / "xml").is_dir() else path
-            found = sorted(p for p in base.glob("*.xml") if p.is_file())
-            if not found:
-                raise ParseError(f"{path}: no Nmap XML files (*.xml) found in it")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ParseError(f"{path}: no such file or directory")
-    return files
-
-
-class NmapXmlSet:
-    """Several Nmap XML files read as one stream of hosts (files in the order given)."""
-
-    def __init__(self, files: Sequence[Path], check: ScopeCheck | None = None) -> None:
-        from flanscan._parse import NmapXmlFile
-
-        self.readers = [NmapXmlFile(f) for f in files]
-        self.check = check
-
-    def hosts(self) -> Iterator[HostObservation]:
-        for reader in self.readers:
-            if self.check is None:
-                yield from reader.hosts()
-            else:
-                yield from self.check.filter(reader.path, reader.hosts())
-
-    @property
-    def infos(self) -> list[NmapRunInfo]:
-        """Each file's run information (complete once `hosts()` is exhausted)."""
-        return [r.info for r in self.readers]
-
-
-def report_from_files(
-    paths: Sequence[Path],
-    *,
-    scan: ScanSummary | None = None,
-    analyze: Analyzer | None = None,
-    vulndb: VulnDbSummary | None = None,
-    vulndb_note: str | None = None,
-    notes: Sequence[str] = (),
-    changes: ChangeSummary | None = None,
-    check: ScopeCheck | None = None,
-) -> Report:
-    """Build a Report from saved XML files/directories, streaming the hosts. Without `scan`
-    (no run.json), the scan summary comes from the files themselves (`summarize_runs`); with
-    it, the files' warnings are added to it. With `check`, hosts outside the scope are left
-    out and named in the warnings and notes."""
-    source = NmapXmlSet(find_xml_files(paths), check)
-    report = build_report(
-        source.hosts(),
-        scan=scan or ScanSummary(),
-        analyze=analyze,
-        vulndb=vulndb,
-        vulndb_note=vulndb_note,
-        notes=notes,
-        changes=changes,
-    )
-    from_xml = summarize_runs(source.infos)
-    if scan is None:
-        summary = dataclasses.replace(
-            from_xml,
-            hosts_up=report.scan.hosts_up,
-            hosts_down=max(from_xml.hosts_down, report.scan.hosts_down),
-        )
-    else:
-        summary = dataclasses.replace(
-            report.scan,
-            warnings=tuple(dict.fromkeys(report.scan.warnings + from_xml.warnings)),
-            xml_files=report.scan.xml_files or from_xml.xml_files,
-            nmap_version=report.scan.nmap_version or from_xml.nmap_version,
-            start=report.scan.start or from_xml.start,
-            end=report.scan.end or from_xml.end,
-        )
-    scope_warnings = tuple(check.warnings()) if check is not None else ()
-    if scope_warnings:
-        summary = dataclasses.replace(summary, warnings=(*summary.warnings, *scope_warnings))
-    return dataclasses.replace(report, scan=summary, notes=(*report.notes, *scope_warnings))

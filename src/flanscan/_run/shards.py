@@ -183,7 +183,7 @@ def _not_checked(run: RunShards, state: ShardState) -> list[str]:
 
 def merged_summary(run: RunShards) -> tuple[ScanSummary, list[str]]:
     """The report header of the whole run, and warnings about missing or incomplete shards."""
-    from flanscan._report import summary_from_run_json
+    from flanscan._records import summary_from_run_json
 
     parts = [
         (s, summary_from_run_json(s.path)) for s in run.shards if s.path is not None
