@@ -143,6 +143,11 @@ def _fix_char_ref(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{{{code:x}}}"
 
 
+MAX_WHITESPACE = 4096
+_WS = " \t\r\n"
+_LONG_WS = re.compile(rf"[ \t\r\n]{{{MAX_WHITESPACE + 1},}}")
+
+
 class _SanitizedReader:
     """A binary reader that decodes UTF-8 leniently and defuses characters XML forbids, so
     that one odd banner cannot cut the rest of the file off."""
@@ -153,6 +158,7 @@ class _SanitizedReader:
         self.pending = ""  # a character reference split across two reads
         self.eof = False
         self.seen_content = False  # anything but whitespace: an empty file is not "not XML"
+        self.ws_run = 0  # length of the whitespace run the previous read ended with
 
     def read(self, size: int = -1) -> bytes:
         while True:
@@ -169,7 +175,25 @@ class _SanitizedReader:
                 self.seen_content = self.seen_content or bool(text.strip())
                 text = _BAD_CHAR_REF.sub(_fix_char_ref, text)
                 text = _RAW_CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
-                return text.encode("utf-8")
+                text = self._squeeze(text)
+                if text or self.eof:  # an empty read means the end to the XML parser
+                    return text.encode("utf-8")
+
+    def _squeeze(self, text: str) -> str:
+        """Cut every whitespace run to MAX_WHITESPACE characters, across reads: the XML tree
+        builder keeps the text between two elements in memory, and 1 GB of spaces there would
+        all be held. Nmap never writes such runs."""
+        lead = len(text) - len(text.lstrip(_WS))
+        if self.ws_run + lead > MAX_WHITESPACE:
+            keep = max(0, MAX_WHITESPACE - self.ws_run)
+            text = text[:keep] + text[lead:]
+            lead = keep
+        if lead == len(text):
+            self.ws_run += lead
+            return text
+        text = _LONG_WS.sub(lambda m: m.group(0)[:MAX_WHITESPACE], text)
+        self.ws_run = len(text) - len(text.rstrip(_WS))
+        return text
 
 
 def _epoch(value: str | None) -> datetime | None:

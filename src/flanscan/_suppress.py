@@ -204,6 +204,27 @@ class SuppressionSet:
 # --------------------------------------------------------------------------- loading
 
 
+MAX_ALIASES = 100
+
+
+class _TooManyAliases(Exception):
+    pass
+
+
+class _AliasLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting aliases: 90 KB of `*rule` lines, each repeating a rule of
+    thousands of addresses, would otherwise cost gigabytes ("billion laughs")."""
+
+    aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooManyAliases
+        return super().compose_node(parent, index)
+
+
 def default_suppressions_path(targets_file: Path | None) -> Path | None:
     """`flan-suppressions.yaml` beside the targets file, when it exists."""
     if targets_file is None:
@@ -221,7 +242,12 @@ def load_suppressions(path: Path, today: date | None = None) -> SuppressionSet:
             f"{path}: cannot read suppression file ({exc}); check --suppressions"
         ) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_AliasLimitedLoader)
+    except _TooManyAliases:
+        raise UsageError(
+            f"{path}: more than {MAX_ALIASES} YAML aliases (*name): each repeats a whole rule; "
+            "write the rules out instead"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise UsageError(f"{path}:{line}: not valid YAML: {exc.problem}") from None

@@ -46,6 +46,28 @@ def _describe(service: ServiceObservation) -> str:
     return f"{service.port}/{service.protocol} {service.banner}".strip()
 
 
+# (distribution, release) -> the first two services saying so: (port, protocol), label.
+_Releases = dict[tuple[str, str], list[tuple[tuple[int, str], str]]]
+_Detect = Callable[[ServiceObservation], DistroBuild | None]
+_last_host: list[tuple[HostObservation, _Detect, _Releases]] = []
+
+
+def _releases_of(host: HostObservation, detect: _Detect = detect_build) -> _Releases:
+    """Every release the host's services name, computed once per host: asked for each of its
+    services, a per-service scan of all the others made one host with 10,000 ports quadratic."""
+    if _last_host and _last_host[0][0] is host and _last_host[0][1] is detect:
+        return _last_host[0][2]
+    found: _Releases = {}
+    for other in host.services:
+        build = detect(other)
+        if build is not None and build.release is not None:
+            seen = found.setdefault((build.distribution, build.release), [])
+            if len(seen) < 2:
+                seen.append(((other.port, other.protocol), _describe(other)))
+    _last_host[:] = [(host, detect, found)]
+    return found
+
+
 def host_release(
     host: HostObservation,
     service: ServiceObservation | None = None,
@@ -53,13 +75,12 @@ def host_release(
 ) -> tuple[str, str, str] | None:
     """(distribution, release, "port/proto banner") from the host's other services, when they
     agree on one release; None when none says, or two disagree (e.g. a container on the host)."""
+    own = (service.port, service.protocol) if service is not None else None
     found: dict[tuple[str, str], str] = {}
-    for other in host.services:
-        if service is not None and (other.port, other.protocol) == (service.port, service.protocol):
-            continue
-        build = detect(other)
-        if build is not None and build.release is not None:
-            found.setdefault((build.distribution, build.release), _describe(other))
+    for named, sayers in _releases_of(host, detect).items():
+        others = [label for key, label in sayers if key != own]
+        if others:
+            found[named] = others[0]
     if len(found) != 1:
         return None
     ((distribution, release), label) = next(iter(found.items()))

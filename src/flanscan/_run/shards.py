@@ -24,7 +24,7 @@ from flanscan._records import (
     ShardRecord,
 )
 from flanscan._records import ShardState as ShardStateName
-from flanscan._run.shard import Shard, shard_from_dir_name, shard_targets
+from flanscan._run.shard import MAX_SHARDS, Shard, shard_from_dir_name, shard_targets
 from flanscan._scopecheck import ScopeCheck, scope_of
 from flanscan._storage import (
     RetryPolicy,
@@ -108,6 +108,13 @@ def _shard_count(shards: Sequence[Shard], where: str) -> int:
         raise UsageError(
             f"{where}: holds shards of different counts ({', '.join(map(str, counts))}); "
             "each run id must be used by one Job only"
+        )
+    if counts[0] > MAX_SHARDS:
+        # Checked before anything is sized by the count: one directory name must not make
+        # the merge allocate a state per claimed shard.
+        raise UsageError(
+            f"{where}: a directory shard-<I>-of-{counts[0]} claims {counts[0]} shards; "
+            f"flan runs at most {MAX_SHARDS}: remove it"
         )
     return counts[0]
 

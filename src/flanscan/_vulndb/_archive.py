@@ -10,16 +10,15 @@ raises `ArchiveError`; the caller names the file and stops the import.
 from __future__ import annotations
 
 import re
-import shutil
 import tarfile
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
-from flanscan._vulndb._files import ContentProbe
+from flanscan._vulndb._files import ContentProbe, inflate_limit
 
 ArchiveKind = Literal["zip", "tar"]
 # A member larger than this is no single record: skipped and counted by the caller.
@@ -44,6 +43,33 @@ def is_record_name(name: str) -> bool:
     return bool(_RECORD_NAME.search(name))
 
 
+def read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int = MAX_MEMBER
+) -> bytes | None:
+    """A member's content, or None when it inflates past `limit` bytes: read in blocks and
+    counted, since a hostile zip can declare any size in its directory."""
+    if info.file_size > limit:
+        return None
+    out = bytearray()
+    with archive.open(info) as src:
+        while block := src.read(1 << 20):
+            out += block
+            if len(out) > limit:
+                return None
+    return bytes(out)
+
+
+def _copy_bounded(src: IO[bytes], dst: IO[bytes], limit: int, name: str) -> None:
+    copied = 0
+    while block := src.read(1 << 20):
+        copied += len(block)
+        if copied > limit:
+            raise ArchiveError(
+                f"{name} inflates to more than {limit >> 20} MiB: a compression bomb? refused"
+            )
+        dst.write(block)
+
+
 def _zip_members(path: Path, depth: int = 0) -> Iterator[tuple[str, bytes | None]]:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -55,15 +81,13 @@ def _zip_members(path: Path, depth: int = 0) -> Iterator[tuple[str, bytes | None
                     with tempfile.TemporaryDirectory() as tmp:
                         inner = Path(tmp) / "inner.zip"
                         with archive.open(info) as src, inner.open("wb") as dst:
-                            shutil.copyfileobj(src, dst, 1 << 20)
+                            limit = inflate_limit(path.stat().st_size)
+                            _copy_bounded(src, dst, limit, info.filename)
                         yield from _zip_members(inner, depth + 1)
                     continue
                 if not info.filename.endswith(".json"):
                     continue
-                if info.file_size > MAX_MEMBER:
-                    yield info.filename, None
-                    continue
-                yield info.filename, archive.read(info)
+                yield info.filename, read_member(archive, info)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise ArchiveError(f"damaged zip archive ({exc})") from exc
 
@@ -80,7 +104,7 @@ def _tar_members(path: Path) -> Iterator[tuple[str, bytes | None]]:
                 stream = archive.extractfile(member)
                 if stream is None:
                     continue
-                data = stream.read()
+                data = stream.read(MAX_MEMBER + 1)
                 if len(data) != member.size:
                     raise ArchiveError(f"{member.name} is cut short")
                 yield member.name, data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+import os
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,75 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 PROBE_BYTES = 64 * 1024
 PROBE_EVENTS = 400
+# Limits against hostile files (each ends the import with an error naming the file): a compressed
+# feed may not inflate to more than MAX_RATIO times its size (real feeds: about 15), beyond a
+# floor; JSON may not nest deeper than MAX_DEPTH (NVD records: about 12).
+MAX_RATIO = 100
+RATIO_FLOOR = 256 << 20
+MAX_DEPTH = 64
+
+
+class LimitExceeded(ValueError):
+    """A hostile-input limit was hit (compression ratio, nesting depth, member size)."""
+
+
+class _InflateLimit(io.RawIOBase):
+    """Decompressed bytes, counted: LimitExceeded past `limit` (a compression bomb)."""
+
+    def __init__(self, inner: IO[bytes], limit: int) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Only back to the start (a second pass over the feed), which resets the count."""
+        if (offset, whence) == (0, io.SEEK_SET):
+            self.inner.seek(0)
+            self.count = 0
+            return 0
+        if (offset, whence) == (0, io.SEEK_CUR):
+            return self.count
+        raise io.UnsupportedOperation("seek other than to the start")
+
+    def tell(self) -> int:
+        return self.count
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise LimitExceeded(
+                f"decompresses to more than {self.limit >> 20} MiB ({MAX_RATIO} times its size): "
+                "a compression bomb? refused"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def inflate_limit(compressed_size: int) -> int:
+    """How many bytes a compressed file (or archive member) of this size may inflate to."""
+    return max(RATIO_FLOOR, MAX_RATIO * compressed_size)
+
+
+def limit_depth(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+    """ijson events, LimitExceeded when containers nest deeper than MAX_DEPTH."""
+    depth = 0
+    for event in events:
+        kind = event[1]
+        if kind in ("start_map", "start_array"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise LimitExceeded(f"JSON nested deeper than {MAX_DEPTH} levels: refused")
+        elif kind in ("end_map", "end_array"):
+            depth -= 1
+        yield event
+
 
 # Exceptions that mean "this file is damaged" while reading or decompressing a feed.
 READ_ERRORS: tuple[type[BaseException], ...] = (
@@ -49,7 +119,10 @@ def open_feed(path: Path) -> Iterator[IO[bytes]]:
             return
         try:
             # A big buffer in front of the decompressor: ijson reads in small chunks.
-            yield cast(IO[bytes], io.BufferedReader(decompressor, buffer_size=1 << 20))
+            limited = _InflateLimit(
+                cast(IO[bytes], decompressor), inflate_limit(os.fstat(raw.fileno()).st_size)
+            )
+            yield cast(IO[bytes], io.BufferedReader(limited, buffer_size=1 << 20))
         finally:
             decompressor.close()
 
@@ -122,10 +195,15 @@ def probe_file(path: Path) -> ContentProbe:
     events: list[tuple[str, str, Any]] = []
     if text.lstrip()[:1] in ("{", "["):
         try:
-            for event in ijson.parse(io.BytesIO(head), use_float=True):
+            # Small buffers: yajl emits a whole buffer's events at once, each with its full
+            # prefix, so 64 KiB of "[" would make 64 Ki prefixes of up to 64 Ki levels.
+            parsed = ijson.parse(io.BytesIO(head), use_float=True, buf_size=256)
+            for event in limit_depth(parsed):
                 events.append(event)
                 if len(events) >= PROBE_EVENTS:
                     break
         except ijson.JSONError:
             pass  # the head cuts the document; the events so far are what we need
+        except LimitExceeded as exc:
+            raise feed_error(path, exc) from exc
     return ContentProbe(path=path, text_head=text, json_events=tuple(events))

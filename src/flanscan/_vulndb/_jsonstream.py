@@ -87,6 +87,9 @@ def _items(
             continue
         try:
             item, end = _DECODER.raw_decode(text, pos)
+        except RecursionError:
+            # The C decoder stops at the interpreter's recursion limit: memory stays bounded.
+            raise StreamError("JSON nested too deeply in a record: refused") from None
         except json.JSONDecodeError as exc:
             # Usually the block ends inside this record: read on and try again.
             if len(text) - pos > MAX_RECORD or not more():

@@ -26,7 +26,14 @@ from typing import IO, Any
 import ijson
 
 from flanscan._errors import VulnDbError
-from flanscan._vulndb._files import READ_ERRORS, ContentProbe, feed_error, open_feed, probe_file
+from flanscan._vulndb._files import (
+    READ_ERRORS,
+    ContentProbe,
+    feed_error,
+    limit_depth,
+    open_feed,
+    probe_file,
+)
 from flanscan._vulndb._jsonstream import iter_array_items
 from flanscan._vulndb._progress import Progress
 from flanscan._vulndb.sources import (
@@ -264,7 +271,10 @@ def parse_file(path: Path, expect_sha256: str | None = None) -> ParsedFile:
                 if items is None:  # the array is not in the head: start over with ijson
                     reader = _reopen(stream, expect_sha256)
             if items is None:
-                items = ijson.items(reader, prefix, use_float=True)
+                # Depth-checked events in small buffers (see probe_file): ijson's prefixes
+                # grow with the depth, so deep nesting would cost memory quadratically.
+                events = limit_depth(ijson.parse(reader, use_float=True, buf_size=4096))
+                items = ijson.items(events, prefix, use_float=True)
             for item in items:
                 cve = item.get(inner) if inner is not None and "id" not in item else item
                 if not isinstance(cve, dict):

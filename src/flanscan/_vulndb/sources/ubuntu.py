@@ -26,7 +26,14 @@ from typing import Any
 from flanscan._distro._releases import ubuntu_release_from_number
 from flanscan._distro._tracker import DISTRO_DDL
 from flanscan._errors import VulnDbError
-from flanscan._vulndb._files import READ_ERRORS, ContentProbe, feed_error, open_feed
+from flanscan._vulndb._archive import MAX_MEMBER, read_member
+from flanscan._vulndb._files import (
+    READ_ERRORS,
+    ContentProbe,
+    LimitExceeded,
+    feed_error,
+    open_feed,
+)
 from flanscan._vulndb._progress import Progress
 from flanscan._vulndb.sources import (
     Fetcher,
@@ -112,7 +119,13 @@ def _records(path: Path) -> Iterator[Any]:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 if info.filename.endswith(".json"):
-                    yield json.loads(archive.read(info))
+                    data = read_member(archive, info)
+                    if data is None:
+                        raise LimitExceeded(
+                            f"{info.filename} inflates to more than {MAX_MEMBER >> 20} MiB: "
+                            "no OSV record is that large; refused"
+                        )
+                    yield json.loads(data)
         return
     with open_feed(path) as stream:
         data = json.load(stream)
@@ -159,7 +172,8 @@ class UbuntuOsvSource:
             with zipfile.ZipFile(probe.path) as archive:
                 for info in archive.infolist()[:5]:
                     if info.filename.endswith(".json"):
-                        head = archive.read(info)[:4096].decode("utf-8", "replace")
+                        with archive.open(info) as member:  # the head only, never all of it
+                            head = member.read(4096).decode("utf-8", "replace")
                         return '"Ubuntu:' in head or '"UBUNTU-' in head or '"USN-' in head
         except (OSError, zipfile.BadZipFile):
             return False
