@@ -28,11 +28,14 @@ _RENDERERS: dict[str, tuple[str, str]] = {
     "pdf": ("flanscan._render._pdf", "render_pdf"),
 }
 
-# format -> (module, function writing text to a stream): the formats that can run to gigabytes
-# (one row or one entry per finding and location) are written as they are made.
+# format -> (module, function writing text to a stream): the text formats, which run to
+# gigabytes at fleet scale (an entry per finding and location), are written as they are made.
 _WRITERS: dict[str, tuple[str, str]] = {
     "json": ("flanscan._render._json", "write_json"),
     "csv": ("flanscan._render._csv", "write_csv"),
+    "html": ("flanscan._render._html", "write_html"),
+    "md": ("flanscan._render._md", "write_md"),
+    "tex": ("flanscan._render._tex", "write_tex"),
 }
 
 EXTENSIONS = {fmt: fmt for fmt in FORMATS}
@@ -58,7 +61,7 @@ def render(report: Report, fmt: str) -> bytes:
 
 def write_report(report: Report, fmt: str, out: IO[bytes]) -> None:
     """Write `report` in format `fmt` to the binary stream `out` (the same bytes as `render`);
-    JSON and CSV are streamed, so their size never has to fit in memory."""
+    the text formats are streamed, so their size never has to fit in memory."""
     _check(fmt)
     if fmt not in _WRITERS:
         out.write(render(report, fmt))

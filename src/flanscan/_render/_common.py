@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 from urllib.parse import quote, urlsplit
 
 from flanscan._model import (
@@ -189,6 +190,36 @@ def location_label(loc: Location) -> str:
     if loc.hostnames:
         label += " (" + ", ".join(loc.hostnames) + ")"
     return one_line(label)
+
+
+class Lines:
+    """Lines of a text report, written to a stream joined by newlines as they pile up, so a
+    fleet's report never has to be one string in memory (the text is `"\\n".join(lines)`)."""
+
+    _FLUSH_AT = 4096  # lines kept before they are written
+
+    def __init__(self, out: TextIO, first: Iterable[str] = ()) -> None:
+        self._out = out
+        self._lines: list[str] = list(first)
+        self._started = False
+
+    def append(self, line: str) -> None:
+        self._lines.append(line)
+
+    def __iadd__(self, lines: Iterable[str]) -> Lines:
+        self._lines.extend(lines)
+        if len(self._lines) >= self._FLUSH_AT:
+            self.flush()
+        return self
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        if self._started:
+            self._out.write("\n")
+        self._out.write("\n".join(self._lines))
+        self._started = True
+        self._lines = []
 
 
 class LocationText:

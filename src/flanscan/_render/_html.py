@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TextIO
 
 import jinja2
 from markupsafe import Markup
@@ -152,6 +152,11 @@ def _status_counts(report: Report) -> list[tuple[str, int]]:
 
 
 def _render(report: Report, *, pdf: bool) -> bytes:
+    # Streaming the template keeps one copy of the text plus its encoding, not many slices.
+    return "".join(_generate(report, pdf=pdf)).encode("utf-8")
+
+
+def _generate(report: Report, *, pdf: bool) -> Iterator[str]:
     css = _severity_css() + _static("report-pdf.css" if pdf else "report.css")
     js = _static("report.js")
     counts = report.summary()
@@ -174,8 +179,13 @@ def _render(report: Report, *, pdf: bool) -> bytes:
         "others": list(common.other_services(report)),
         "appendices": common.appendices(report),
     }
-    # Streaming the template keeps one copy of the text plus its encoding, not many slices.
-    return "".join(template.generate(context)).encode("utf-8")
+    return template.generate(context)
+
+
+def write_html(report: Report, stream: TextIO) -> None:
+    """Write the HTML report to `stream` as the template makes it."""
+    for chunk in _generate(report, pdf=False):
+        stream.write(chunk)
 
 
 def render_html(report: Report) -> bytes:

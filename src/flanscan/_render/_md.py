@@ -8,8 +8,10 @@ written only for http(s) URLs that passed `safe_url`, in the `<...>` form.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Sequence
+from typing import TextIO
 
 from flanscan._model import Finding, Location, Report, ServiceFinding, ServiceReport, Vulnerability
 from flanscan._render import _common as common
@@ -188,12 +190,20 @@ def _changes(report: Report) -> list[str]:
 
 
 def render_md(report: Report) -> bytes:
-    """The Markdown report as UTF-8 bytes."""
+    """The Markdown report as UTF-8 bytes (what `write_md` writes)."""
+    buffer = io.StringIO()
+    write_md(report, buffer)
+    return buffer.getvalue().encode("utf-8")
+
+
+def write_md(report: Report, stream: TextIO) -> None:
+    """Write the Markdown report to `stream` as it is made (see common.Lines)."""
     where = common.LocationText(_location_text)
     scan = report.scan
     vulnerable = list(common.vulnerable_services(report))
     others = list(common.other_services(report))
-    out: list[str] = [
+    out = common.Lines(stream)
+    out += [
         "# Flan Scan report",
         "",
         escape_md(
@@ -264,4 +274,4 @@ def render_md(report: Report) -> bytes:
         out.append("")
     for appendix in common.appendices(report):
         out += _appendix(where, appendix.title, appendix.intro, appendix.entries)
-    return "\n".join(out).encode("utf-8")
+    out.flush()

@@ -10,8 +10,10 @@ because pdflatex stops on a Unicode character it has no definition for. Long unb
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
+from typing import TextIO
 
 from flanscan._model import Location, Report, ServiceFinding, ServiceReport
 from flanscan._render import _common as common
@@ -211,12 +213,19 @@ def _changes(report: Report) -> list[str]:
 
 
 def render_tex(report: Report) -> bytes:
-    """The LaTeX report as UTF-8 bytes (compile with pdflatex)."""
+    """The LaTeX report as UTF-8 bytes (what `write_tex` writes; compile with pdflatex)."""
+    buffer = io.StringIO()
+    write_tex(report, buffer)
+    return buffer.getvalue().encode("utf-8")
+
+
+def write_tex(report: Report, stream: TextIO) -> None:
+    """Write the LaTeX report to `stream` as it is made (see common.Lines)."""
     where = common.LocationText(_location_text)
     scan = report.scan
     vulnerable = list(common.vulnerable_services(report))
     others = list(common.other_services(report))
-    out = [PREAMBLE, r"\maketitle", r"\thispagestyle{empty}"]
+    out = common.Lines(stream, [PREAMBLE, r"\maketitle", r"\thispagestyle{empty}"])
     out.append(
         escape_tex(
             f"Scan of {', '.join(scan.targets) or 'unrecorded targets'}, "
@@ -298,4 +307,5 @@ def render_tex(report: Report) -> bytes:
     for appendix in common.appendices(report):
         out += _appendix(where, appendix.title, appendix.intro, appendix.entries)
     out.append(r"\end{document}")
-    return ("\n".join(out) + "\n").encode("utf-8")
+    out.flush()
+    stream.write("\n")
