@@ -3,13 +3,12 @@
 from flanscan._scan.engine import (
     PORTS_CHOICES,
     ScanOptions,
-    ScanResult,
-    WorkerStatus,
     check_scan,
     default_run_dir,
     default_workers,
     run_scan,
 )
+from flanscan._scan.jobs import ScanResult, WorkerStatus
 from flanscan._scan.progress import NullProgress, ProgressSink, RecordingProgress, ScanProgress
 
 __all__ = [

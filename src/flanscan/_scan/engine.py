@@ -16,13 +16,12 @@ import queue
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flanscan import __version__
 from flanscan._errors import EnvironmentProblem, UsageError
-from flanscan._model import ScanSummary
 from flanscan._nmapopts import mask_argv, mask_command
 from flanscan._records import (
     RUN_FILE,
@@ -30,15 +29,24 @@ from flanscan._records import (
     RunRecord,
     RunStatus,
     WorkerPhase,
-    WorkerRecord,
     WorkerState,
     write_record,
 )
 from flanscan._scan import nmapout
+from flanscan._scan.jobs import (
+    Job,
+    ScanResult,
+    WorkerStatus,
+    drop_empty_xml,
+    failure_warnings,
+    host_counts,
+    incomplete_targets,
+    running,
+)
 from flanscan._scan.nmapargs import PassThrough
 from flanscan._scan.privilege import NmapChoice, choose_nmap
 from flanscan._scan.process import LineQueue, NmapProcess, nmap_version
-from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress
+from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress, progress_snapshot
 from flanscan._targets import (
     DEFAULT_MAX_HOSTS,
     TargetChunk,
@@ -86,102 +94,6 @@ class ScanOptions:
     max_hosts: int = DEFAULT_MAX_HOSTS  # a larger scope is refused before scanning
 
 
-@dataclass(frozen=True)
-class WorkerStatus:
-    """One Nmap process of a run and how it ended."""
-
-    name: str
-    phase: WorkerPhase
-    targets: tuple[str, ...]
-    command: tuple[str, ...]
-    xml: Path | None  # relative to the run directory; None when Nmap wrote no byte of XML
-    log: Path
-    status: WorkerState = "pending"
-    exit_code: int | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    error: str | None = None
-    hosts: int = 0  # hosts it covers
-
-    def record(self) -> WorkerRecord:
-        """This worker as run.json lists it (command masked)."""
-        return WorkerRecord(
-            name=self.name,
-            phase=self.phase,
-            status=self.status,
-            targets=self.targets,
-            hosts=self.hosts,
-            command=mask_command(shlex.join(self.command)),
-            xml=str(self.xml) if self.xml is not None else None,
-            log=str(self.log),
-            exit_code=self.exit_code,
-            start=self.start,
-            end=self.end,
-            error=self.error,
-        )
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """What a scan did: where its XML is, which Nmap commands ran, and whether it finished."""
-
-    run_dir: Path
-    targets: tuple[str, ...]
-    excludes: tuple[str, ...]
-    profile: str  # "top1000" | "all"
-    profile_description: str
-    ports: str  # port scope in Nmap's words: "top-1000", "1-65535", "U:161"
-    nmap_path: str
-    nmap_version: str
-    start: datetime
-    end: datetime
-    workers: tuple[WorkerStatus, ...]
-    complete: bool
-    interrupted: bool = False
-    warnings: tuple[str, ...] = ()
-    incomplete_targets: tuple[str, ...] = ()
-    hosts_total: int = 0
-    hosts_up: int = 0
-    hosts_down: int = 0
-    open_ports: int = 0
-    services: int = 0
-
-    @property
-    def xml_files(self) -> tuple[Path, ...]:
-        """Absolute paths of the XML files Nmap wrote (empty files left out)."""
-        paths = [self.run_dir / w.xml for w in self.workers if w.xml is not None]
-        return tuple(p for p in paths if p.is_file() and p.stat().st_size > 0)
-
-    @property
-    def nmap_commands(self) -> tuple[str, ...]:
-        return tuple(
-            mask_command(shlex.join(w.command)) for w in self.workers if w.status != "not-started"
-        )
-
-    def summary(self) -> ScanSummary:
-        """The report's header: what was scanned, how and when."""
-        return ScanSummary(
-            targets=self.targets,
-            excluded=self.excludes,
-            nmap_commands=self.nmap_commands,
-            nmap_version=self.nmap_version or None,
-            start=self.start,
-            end=self.end,
-            profile=self.profile_description,
-            xml_files=tuple(str(p) for p in self.xml_files),
-            warnings=self.warnings,
-            hosts_up=self.hosts_up,
-            hosts_down=self.hosts_down,
-            ports=self.ports,
-            incomplete_targets=self.incomplete_targets,
-            run_id=self.run_dir.name,
-        )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds") if value else None
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -211,23 +123,6 @@ def _wants_raw(extra: PassThrough) -> bool:
 
 
 # --------------------------------------------------------------------------- planning
-
-
-@dataclass
-class _Job:
-    """A planned or running Nmap process."""
-
-    status: WorkerStatus
-    count: int
-    proc: NmapProcess | None = None
-    parser: nmapout.NmapOutputParser = field(default_factory=nmapout.NmapOutputParser)
-    hosts_completed: int = 0
-    remaining: float | None = None
-    remaining_at: float = 0.0
-    done_line: nmapout.Done | None = None
-    service_keys: tuple[tuple[str, str, int], ...] = ()
-    counts_hosts: bool = True  # False for the known-ports pass (the full pass counts them)
-    after: _Job | None = None  # start once this job has ended (full pass after known pass)
 
 
 class _Plan:
@@ -410,7 +305,7 @@ class _Run:
         self.sink = sink
         self.run_dir = options.output_dir
         self.lines: LineQueue = queue.Queue()
-        self.jobs: list[_Job] = []
+        self.jobs: list[Job] = []
         self.start = _now()
         self.t0 = time.monotonic()
         if options.workers:
@@ -428,17 +323,17 @@ class _Run:
         # all-ports bookkeeping: (address, protocol, port)
         self.open_keys: dict[tuple[str, str, int], None] = {}
         self.pending: list[tuple[str, str, int]] = []
-        self._pending_since: dict[tuple[str, str, int], tuple[float, _Job]] = {}
+        self._pending_since: dict[tuple[str, str, int], tuple[float, Job]] = {}
         self.identified: set[tuple[str, str, int]] = set()
         self.service_seq = 0
         self._last_update = 0.0
         self._last_runfile = 0.0
-        self._job_of: dict[int, _Job] = {}
+        self._job_of: dict[int, Job] = {}
 
     # ---------------------------------------------------------------- jobs
 
     def _add_job(self, name: str, phase: WorkerPhase, argv: list[str], targets: Sequence[str],
-                 count: int) -> _Job:  # fmt: skip
+                 count: int) -> Job:  # fmt: skip
         status = WorkerStatus(
             name=name,
             phase=phase,
@@ -448,11 +343,11 @@ class _Run:
             log=Path("logs") / f"{name}.log",
             hosts=count,
         )
-        job = _Job(status, count)
+        job = Job(status, count)
         self.jobs.append(job)
         return job
 
-    def _launch(self, job: _Job) -> None:
+    def _launch(self, job: Job) -> None:
         argv = [self.nmap, *job.status.command[1:]]
         nice = DISCOVERY_NICE if job.after is not None else 0
         job.proc = NmapProcess(
@@ -471,15 +366,12 @@ class _Run:
             return
         job.status = replace(job.status, status="running", start=_now())
 
-    def _running(self, phase: WorkerPhase | None = None) -> list[_Job]:
-        return [
-            j for j in self.jobs
-            if j.status.status == "running" and (phase is None or j.status.phase == phase)
-        ]  # fmt: skip
+    def _running(self, phase: WorkerPhase | None = None) -> list[Job]:
+        return running(self.jobs, phase)
 
     # ---------------------------------------------------------------- output
 
-    def _on_line(self, job: _Job, line: str) -> None:
+    def _on_line(self, job: Job, line: str) -> None:
         event = job.parser.feed(line)
         if event is None:
             return
@@ -500,7 +392,7 @@ class _Run:
         elif isinstance(event, nmapout.Done):
             job.done_line = event
 
-    def _open(self, job: _Job, address: str, protocol: str, port: int) -> None:
+    def _open(self, job: Job, address: str, protocol: str, port: int) -> None:
         key = (address, protocol, port)
         if key in self.open_keys:
             return
@@ -509,7 +401,7 @@ class _Run:
             self.pending.append(key)
             self._pending_since[key] = (time.monotonic(), job)
 
-    def _on_exit(self, job: _Job) -> None:
+    def _on_exit(self, job: Job) -> None:
         assert job.proc is not None
         code = job.proc.wait()
         status: WorkerState
@@ -552,50 +444,6 @@ class _Run:
             job.service_keys = tuple(batch)
             self._launch(job)
             slots -= 1
-
-    def _progress(self, finished: bool = False) -> ScanProgress:
-        now = time.monotonic()
-        done = 0
-        for job in self.jobs:
-            if job.status.phase in ("scan", "discovery") and job.counts_hosts:
-                done += job.count if job.status.status == "done" else job.hosts_completed
-        busy_hosts = {k[0] for k in self.pending}
-        for job in self.jobs:
-            if job.status.phase == "service" and job.status.status != "done":
-                busy_hosts.update(k[0] for k in job.service_keys)
-        done = max(0, min(done - len(busy_hosts), self.plan.targets.count))
-        etas = [
-            max(0.0, j.remaining - (now - j.remaining_at))
-            for j in self._running()
-            if j.remaining is not None
-        ]
-        if finished:
-            failed = any(j.status.status != "done" for j in self.jobs)
-            phase = "interrupted" if self.interrupted else ("incomplete" if failed else "finished")
-        elif self.options.ports == "all":
-            phases = []
-            if self._running("discovery"):
-                phases.append("discovering ports")
-            if self._running("service") or self.pending:
-                phases.append("detecting services")
-            phase = ", ".join(phases) or "detecting services"
-        else:
-            phase = "scanning"
-        eta = max(etas) if etas else None
-        total = self.plan.targets.count
-        if eta is None and not finished and 0 < done < total:
-            eta = (now - self.t0) * (total - done) / done  # Nmap gave no estimate: our own rate
-        return ScanProgress(
-            hosts_total=self.plan.targets.count,
-            hosts_done=done,
-            open_ports=len(self.open_keys),
-            services=len(self.identified),
-            elapsed=now - self.t0,
-            eta=eta,
-            phase=phase,
-            running=len(self._running()),
-            finished=finished,
-        )
 
     def _tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -704,57 +552,22 @@ class _Run:
     # ---------------------------------------------------------------- results
 
     def drop_empty_xml(self) -> None:
-        """A worker stopped before Nmap wrote anything has no XML: its empty file is removed and
-        run.json says `"xml": null` (its targets are listed as not checked)."""
-        for job in self.jobs:
-            xml = job.status.xml
-            if xml is None or job.status.status == "done":
-                continue
-            if job.proc is not None and job.proc.returncode is None:
-                continue  # still running after the drain: Nmap may yet write to it
-            path = self.run_dir / xml
-            try:
-                empty = path.stat().st_size == 0
-            except FileNotFoundError:
-                empty = True
-            if empty:
-                path.unlink(missing_ok=True)
-                job.status = replace(job.status, xml=None)
-
-    def incomplete(self) -> list[str]:
-        targets: list[str] = []
-        for job in self.jobs:
-            if job.status.status not in ("done",):
-                targets.extend(job.status.targets)
-        targets.extend(k[0] for k in self.pending)
-        return list(dict.fromkeys(targets))
+        drop_empty_xml(self.jobs, self.run_dir)
 
     def finish_warnings(self) -> None:
-        for job in self.jobs:
-            if job.status.status == "failed":
-                self.warnings.append(
-                    f"Nmap worker {job.status.name} failed ({job.status.error}); its targets "
-                    f"were not fully checked (log: {job.status.log})"
-                )
-        if self.pending:
-            self.warnings.append(
-                f"{len(self.pending)} open port(s) found by discovery were never probed for "
-                "their service (scan interrupted)"
-            )
-        if self.interrupted:
-            self.warnings.append("the scan was interrupted; results cover only what finished")
+        self.warnings.extend(failure_warnings(self.jobs, self.pending, self.interrupted))
 
-    def counts(self) -> tuple[int, int]:
-        up = down = 0
-        for job in self.jobs:
-            if job.counts_hosts and job.status.phase != "service" and job.done_line is not None:
-                up += job.done_line.hosts_up
-                down += job.done_line.addresses - job.done_line.hosts_up
-        return up, down
+    def _progress(self, finished: bool = False) -> ScanProgress:
+        return progress_snapshot(
+            self.jobs, pending=self.pending, open_ports=len(self.open_keys),
+            services=len(self.identified), total=self.plan.targets.count, started=self.t0,
+            interrupted=self.interrupted, all_ports=self.options.ports == "all",
+            finished=finished,
+        )  # fmt: skip
 
     def result(self, end: datetime) -> ScanResult:
-        incomplete = self.incomplete()
-        up, down = self.counts()
+        incomplete = incomplete_targets(self.jobs, self.pending)
+        up, down = host_counts(self.jobs)
         return ScanResult(
             run_dir=self.run_dir,
             targets=tuple(s.text for s in self.options.targets),

@@ -6,8 +6,13 @@ The engine never prints: it hands `ScanProgress` snapshots and one-off notes to 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from flanscan._scan.jobs import Job, PortKey
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,62 @@ class RecordingProgress:
 
     def close(self, progress: ScanProgress) -> None:
         self.final = progress
+
+
+def progress_snapshot(
+    jobs: Sequence[Job],
+    *,
+    pending: Sequence[PortKey],
+    open_ports: int,
+    services: int,
+    total: int,
+    started: float,
+    interrupted: bool,
+    all_ports: bool,
+    finished: bool = False,
+) -> ScanProgress:
+    """The progress arithmetic: hosts done (hosts with ports still being probed are not), the
+    ETA (Nmap's own estimates, else the rate so far), the phase in words."""
+    from flanscan._scan.jobs import running
+
+    now = time.monotonic()
+    done = 0
+    for job in jobs:
+        if job.status.phase in ("scan", "discovery") and job.counts_hosts:
+            done += job.count if job.status.status == "done" else job.hosts_completed
+    busy_hosts = {k[0] for k in pending}
+    for job in jobs:
+        if job.status.phase == "service" and job.status.status != "done":
+            busy_hosts.update(k[0] for k in job.service_keys)
+    done = max(0, min(done - len(busy_hosts), total))
+    etas = [
+        max(0.0, j.remaining - (now - j.remaining_at))
+        for j in running(jobs)
+        if j.remaining is not None
+    ]
+    if finished:
+        failed = any(j.status.status != "done" for j in jobs)
+        phase = "interrupted" if interrupted else ("incomplete" if failed else "finished")
+    elif all_ports:
+        phases = []
+        if running(jobs, "discovery"):
+            phases.append("discovering ports")
+        if running(jobs, "service") or pending:
+            phases.append("detecting services")
+        phase = ", ".join(phases) or "detecting services"
+    else:
+        phase = "scanning"
+    eta = max(etas) if etas else None
+    if eta is None and not finished and 0 < done < total:
+        eta = (now - started) * (total - done) / done  # Nmap gave no estimate: our own rate
+    return ScanProgress(
+        hosts_total=total,
+        hosts_done=done,
+        open_ports=open_ports,
+        services=services,
+        elapsed=now - started,
+        eta=eta,
+        phase=phase,
+        running=len(running(jobs)),
+        finished=finished,
+    )
