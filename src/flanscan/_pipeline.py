@@ -247,13 +247,19 @@ def report_from_xml(
     return dataclasses.replace(report, list_product_only=options.show_product_only)
 
 
-def rebuild_reports(inputs: Sequence[Path], options: ReportOptions, out: Path) -> RunOutcome:
-    """`flan report`: reports rebuilt from saved XML files or result directories into `out`.
-    A single `flan scan` run directory heads the report with what its run.json recorded."""
+def report(paths: Sequence[str | Path], options: ReportOptions | None = None) -> Report:
+    """The Report of saved Nmap XML files or `flan scan` run directories, without scanning; a
+    single run directory's run.json heads it (the targets as given, the profile)."""
     from flanscan._records import summary_from_run_json
 
+    inputs = [Path(p) for p in paths]
     scan = summary_from_run_json(inputs[0]) if len(inputs) == 1 and inputs[0].is_dir() else None
-    built = report_from_xml(list(inputs), options, scan=scan)
+    return report_from_xml(inputs, options or ReportOptions(), scan=scan)
+
+
+def rebuild_reports(inputs: Sequence[Path], options: ReportOptions, out: Path) -> RunOutcome:
+    """`flan report`: reports rebuilt from saved XML files or result directories into `out`."""
+    built = report(inputs, options)
     outcome = RunOutcome(messages=[f"warning: {w}" for w in built.scan.warnings])
     if built.vulndb_note:
         outcome.messages.append(built.vulndb_note)

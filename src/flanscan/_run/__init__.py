@@ -6,8 +6,8 @@ The run directory's records are defined in `flanscan._records`; exit statuses an
 precedence in `flanscan._status`; object storage in `flanscan._storage`.
 """
 
-from flanscan._run.merge import MergeRequest, merge
-from flanscan._run.scan import ScanRequest, scan
+from flanscan._run.merging import MergeRequest, merge
+from flanscan._run.scanning import ScanRequest, scan
 from flanscan._status import ExitStatus, RunOutcome
 
 __all__ = ["ExitStatus", "MergeRequest", "RunOutcome", "ScanRequest", "merge", "scan"]
