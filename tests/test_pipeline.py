@@ -56,7 +56,7 @@ def test_suppression_that_matched_is_not_reported_unused(tmp_path: Path, sample_
     rules.write_text(
         "suppressions:\n"
         f"  - cve: {cve}\n    address: {address}\n    reason: accepted\n    owner: ops\n"
-        "  - cve: CVE-1999-0001\n    reason: never matches\n    owner: ops\n"
+        "  - cve: CVE-1999-0001\n    reason: never matches\n    owner: ops\n    allow_all: true\n"
     )
     report = report_from_xml([LAB_XML], ReportOptions(db_path=sample_db, suppressions=rules))
     statuses = _open_ids(report.services)

@@ -28,10 +28,13 @@ def test_rules_beside_the_targets_file_apply(tmp_path: Path) -> None:
     (tmp_path / "ips.txt").write_text("127.0.0.1\n")
     (tmp_path / "flan-suppressions.yaml").write_text(
         "- cve: CVE-1999-0001\n  reason: accepted by the audit\n  owner: secops\n"
+        "  address: 127.0.0.1\n"
     )
     proc = _scan(tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "flan-suppressions.yaml" in proc.stderr
+    # A file picked up without being asked for is named, with its rule count.
+    named = [line for line in proc.stderr.splitlines() if "flan-suppressions.yaml" in line]
+    assert len(named) == 1 and "1 exception rule " in named[0], proc.stderr
     notes = json.loads((tmp_path / "run" / "report.json").read_text())["notes"]
     assert any("CVE-1999-0001" in n and "unused" in n for n in notes), notes
 
@@ -47,7 +50,7 @@ def test_explicit_rules_win_and_bad_default_rules_name_file_and_line(tmp_path: P
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()  # refused before anything was scanned
     other = tmp_path / "other.yaml"
-    other.write_text("- cve: CVE-1999-0002\n  reason: x\n  owner: y\n")
+    other.write_text("- cve: CVE-1999-0002\n  reason: x\n  owner: y\n  allow_all: true\n")
     proc = _scan(tmp_path, "--suppressions", str(other))
     assert proc.returncode == 0, proc.stderr
     notes = json.loads((tmp_path / "run" / "report.json").read_text())["notes"]

@@ -63,14 +63,17 @@ suppressions:
   - cve: CVE-2023-48795
     reason: Terrapin mitigated in sshd_config
     owner: infra
+    allow_all: true
   - cpe: cpe:/a:igor_sysoev:nginx
     reason: internal only
     owner: web
+    allow_all: true
   - product: openssh
     port: 22
     cve: [CVE-2024-6387, CVE-2025-26465]
     reason: patched by hand
     owner: infra
+    allow_all: true
   - address: 127.0.0.8/30
     port: 8080
     protocol: tcp
@@ -93,12 +96,12 @@ suppressions:
         "infra",
         None,
     )
-    assert out[1].suppression is not None and out[1].suppression.source == f"{path}:8"
+    assert out[1].suppression is not None and out[1].suppression.source == f"{path}:10"
     web = rules.apply(loc(WEB), WEB, [f("CVE-2021-23017")])
-    # the CPE rule (line 5) comes first in the file and wins over the address rule (line 13)
-    assert web[0].suppression is not None and web[0].suppression.source == f"{path}:5"
+    # the CPE rule (line 6) comes first in the file and wins over the address rule (line 16)
+    assert web[0].suppression is not None and web[0].suppression.source == f"{path}:6"
     assert rules.notes() == [
-        f"suppression rule {path}:13 (address 127.0.0.8/30; port 8080; owner qa) "
+        f"suppression rule {path}:16 (address 127.0.0.8/30; port 8080; owner qa) "
         "matched no finding (unused)"
     ]
 
@@ -129,6 +132,7 @@ def test_cpe_rule_matches_matcher_evidence_and_23_form(tmp_path: Path) -> None:
 - cpe: "cpe:2.3:a:f5:nginx:1.22.1:*:*:*:*:*:*:*"
   reason: r
   owner: o
+  allow_all: true
 """,
     )
     rules = load_suppressions(path, today=TODAY)
@@ -153,10 +157,12 @@ suppressions:
   - cve: CVE-2023-48795
     reason: until the upgrade
     owner: infra
+    allow_all: true
     expires: 2026-11-21
   - cve: CVE-2024-6387
     reason: until the upgrade
     owner: infra
+    allow_all: true
     expires: 2026-11-22
 """,
     )
@@ -177,7 +183,7 @@ suppressions:
 
 
 def test_closed_findings_are_not_suppressed(tmp_path: Path) -> None:
-    path = write(tmp_path, "- cve: CVE-2024-0001\n  reason: r\n  owner: o\n")
+    path = write(tmp_path, "- cve: CVE-2024-0001\n  reason: r\n  owner: o\n  allow_all: true\n")
     rules = load_suppressions(path, today=TODAY)
     fixed = f("CVE-2024-0001", FindingStatus.FIXED_BY_DISTRIBUTION)
     unconfirmed = f("CVE-2024-0001", FindingStatus.UNCONFIRMED_DISTRIBUTION)
@@ -205,9 +211,9 @@ def test_empty_file_is_no_rules(tmp_path: Path) -> None:
         ("- cve: CVE-2024-0001\n  reason: r\n  owner: ''\n", 3, "owner: expected a non-empty"),
         ("- reason: r\n  owner: o\n", 1, "rule matches nothing"),
         (
-            "- cve: CVE-2024-0001\n  reason: r\n  owner: o\n"
+            "- cve: CVE-2024-0001\n  reason: r\n  owner: o\n  allow_all: true\n"
             "- port: 70000\n  reason: r\n  owner: o\n",
-            4,
+            5,
             "not a port number",
         ),
         ("- protocol: icmp\n  reason: r\n  owner: o\n", 1, "not tcp, udp or sctp"),

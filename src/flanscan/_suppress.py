@@ -45,7 +45,7 @@ DEFAULT_FILE_NAME = "flan-suppressions.yaml"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _MATCHERS = ("cve", "cpe", "product", "address", "port", "protocol")
-_FIELDS = frozenset((*_MATCHERS, "reason", "owner", "expires"))
+_FIELDS = frozenset((*_MATCHERS, "reason", "owner", "expires", "allow_all"))
 _CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _CPE_RE = re.compile(r"^cpe:(?:/|2\.3:)[aoh](?::[^:\s]*)*$")
 _PROTOCOLS = frozenset({"tcp", "udp", "sctp"})
@@ -316,6 +316,12 @@ def _rule(path: Path, node: yaml.Node) -> SuppressionRule:
     if not any(m in fields for m in _MATCHERS):
         raise _err(path, node, "rule matches nothing: give cve, cpe, product, address or port")
     kwargs: dict[str, object] = {}
+    allow_all = False
+    if "allow_all" in fields:
+        text = _single(path, fields["allow_all"], "allow_all").lower()
+        if text not in ("true", "false"):
+            raise _err(path, fields["allow_all"], f"allow_all: {text!r} is not true or false")
+        allow_all = text == "true"
     if "expires" in fields:
         text = _single(path, fields["expires"], "expires")
         try:
@@ -365,6 +371,19 @@ def _rule(path: Path, node: yaml.Node) -> SuppressionRule:
                 raise _err(path, item, f"protocol: {text!r} is not tcp, udp or sctp")
             protocols.add(text.lower())
         kwargs["protocols"] = frozenset(protocols)
+    networks_given = kwargs.get("networks", ())
+    everywhere = not networks_given or any(
+        n.prefixlen == 0
+        for n in networks_given  # type: ignore[attr-defined]
+    )
+    if everywhere and not allow_all:
+        # A rule for every address hides a finding on hosts nobody thought of: say it on purpose.
+        raise _err(
+            path,
+            node,
+            "rule applies to every address: add address: (the hosts or networks it is for), "
+            "or allow_all: true to mean every address",
+        )
     return SuppressionRule(source=source, reason=reason, owner=owner, **kwargs)  # type: ignore[arg-type]
 
 

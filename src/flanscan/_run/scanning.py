@@ -102,7 +102,13 @@ def _report_options(
 
         found = default_suppressions_path(first_file)
         if found is not None:
-            say(f"flan: using exception rules in {found}")
+            from flanscan._suppress import load_suppressions
+
+            count = len(load_suppressions(found).rules)  # a bad file is refused here, by name
+            say(
+                f"flan: using {count} exception rule{'s' if count != 1 else ''} from {found} "
+                "(found beside the targets file; --suppressions FILE to choose another)"
+            )
             options = dataclasses.replace(options, suppressions=found)
     return options
 

@@ -228,6 +228,35 @@ def _check_feed_header(probe: ContentProbe) -> None:
         )
 
 
+def _check_records_container(probe: ContentProbe) -> None:
+    """`vulnerabilities` must be a list: anything else would import nothing, silently."""
+    events = probe.json_events
+    for i, (prefix, event, value) in enumerate(events[:-1]):
+        if prefix == "" and event == "map_key" and value == "vulnerabilities":
+            kind = events[i + 1][1]
+            if kind != "start_array":
+                shown = {"start_map": "an object", "null": "null"}.get(kind, f"a {kind}")
+                raise VulnDbError(
+                    f"{probe.path}: `vulnerabilities` is {shown}, not a list of records: not an "
+                    "NVD CVE 2.0 feed; download it again"
+                )
+            return
+
+
+def _check_record_count(probe: ContentProbe, count: int) -> None:
+    """The feed's own count (resultsPerPage, else totalResults) must match what it holds: a
+    mismatch means a cut or altered file, never imported silently."""
+    said = probe.value_at("resultsPerPage")
+    field = "resultsPerPage"
+    if said is None:
+        said, field = probe.value_at("totalResults"), "totalResults"
+    if isinstance(said, int) and not isinstance(said, bool) and said != count:
+        raise VulnDbError(
+            f"{probe.path}: {field} says {said} records but the file holds {count}: cut or "
+            "altered; download it again (nothing was imported)"
+        )
+
+
 def _record_prefix(probe: ContentProbe) -> tuple[str, str | None]:
     """Where records are in this file: (ijson prefix, key of the cve object inside each item)."""
     top = probe.keys_at("")
@@ -260,6 +289,7 @@ def parse_file(path: Path, expect_sha256: str | None = None) -> ParsedFile:
     """
     probe = probe_file(path)
     _check_feed_header(probe)
+    _check_records_container(probe)
     prefix, inner = _record_prefix(probe)
     records: list[ParsedRecord] = []
     try:
@@ -291,6 +321,8 @@ def parse_file(path: Path, expect_sha256: str | None = None) -> ParsedFile:
         raise
     except READ_ERRORS as exc:
         raise feed_error(path, exc) from exc
+    if prefix == "vulnerabilities.item":
+        _check_record_count(probe, len(records))
     timestamp = probe.value_at("timestamp")
     return ParsedFile(path, records, str(timestamp) if timestamp else None)
 
