@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
 from flanscan._history import diff_reports, diff_runs, open_history  # noqa: E402
-from flanscan._history._synthetic import fleet_ports, make_report  # noqa: E402
 from flanscan._model import Report  # noqa: E402
+from testlab.synthetic import fleet_ports, make_report  # noqa: E402
 
 TARGET_S = 10.0
 

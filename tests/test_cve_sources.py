@@ -554,8 +554,8 @@ def test_history_keeps_a_finding_whose_source_changed() -> None:
     from datetime import UTC, datetime, timedelta
 
     from flanscan._history import diff_reports
-    from flanscan._history._synthetic import Port, Vuln, make_report
     from flanscan._model import Report
+    from testlab.synthetic import Port, Vuln, make_report
 
     ports = [
         Port("198.18.0.21", 22, "tcp", "ssh", "OpenSSH", "9.2p1", (Vuln("CVE-2025-32728", 4.3),))

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from flanscan._history import IN_KEV, diff_reports
 from flanscan._history._scope import PortScope, _top_ports
-from flanscan._history._synthetic import Port, Vuln, make_report
 from flanscan._model import ChangeItem, ChangeKind, Confidence, FindingStatus, Location, Severity
+from testlab.synthetic import Port, Vuln, make_report
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 T1 = T0 + timedelta(days=7)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from debian.debian_support import Version
 
-from flanscan._distro._changelog import changelog_block, changelog_cves, changelog_path
 from flanscan._distro._dpkg import dpkg_compare
 from flanscan._model import HostObservation, ServiceObservation
+from testlab.debian_changelog import changelog_block, changelog_cves, changelog_path
 
 # What Nmap 7.93 adds beside product/version for the lab's daemons (seen in real lab scans).
 NMAP_EXTRA: dict[str, tuple[str | None, str | None]] = {  # daemon -> (extrainfo, ostype)

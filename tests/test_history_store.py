@@ -22,8 +22,8 @@ from flanscan._history import (
 from flanscan._history._db import connect
 from flanscan._history._diff import diff_rows
 from flanscan._history._migrations import MIGRATIONS, current_version, migrate
-from flanscan._history._synthetic import Port, Vuln, fleet_ports, make_report
 from flanscan._model import ChangeKind, Confidence, FindingStatus, Report
+from testlab.synthetic import Port, Vuln, fleet_ports, make_report
 from tests._pg_fixture import history_url, pg_server, pg_url  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ import pytest
 
 from flanscan._errors import UsageError
 from flanscan._history import diff_reports
-from flanscan._history._synthetic import Port, Vuln, make_report
 from flanscan._model import ChangeSummary, FindingStatus, Report, Severity
 from flanscan._notify import RetryPolicy, build_alert, check_notify_urls, send_alerts
 from flanscan._notify._http import is_slack
+from testlab.synthetic import Port, Vuln, make_report
 
 FAST = RetryPolicy(attempts=3, delays=(0.01, 0.02), timeout=5)
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

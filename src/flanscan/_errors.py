@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+# The statuses errors carry; _status.py lists them all and decides their precedence.
 from flanscan._status import ExitStatus
-
-# The exit statuses errors carry (see _status.py for all of them and their precedence).
-EXIT_USAGE = ExitStatus.USAGE
 
 
 class FlanError(Exception):

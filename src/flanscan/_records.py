@@ -128,16 +128,6 @@ class _Fields:
             raise self._bad(name, "a list of strings")
         return tuple(value)
 
-    def ints(self, name: str) -> tuple[int, ...]:
-        value = self.data.get(name)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise self._bad(name, "a list of integers")
-        return tuple(value)
-
     def time(self, name: str) -> datetime | None:
         text = self.opt_str(name)
         if not text:

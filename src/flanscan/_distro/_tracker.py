@@ -64,7 +64,6 @@ class DistroTracker:
         self._conn = conn
         rows = conn.execute("SELECT DISTINCT distribution, release FROM distro_fix").fetchall()
         self._releases: frozenset[tuple[str, str]] = frozenset((r[0], r[1]) for r in rows)
-        self._packages: dict[tuple[str, str, str], bool] = {}
 
     @classmethod
     def from_connection(cls, conn: sqlite3.Connection) -> DistroTracker | None:
@@ -80,18 +79,6 @@ class DistroTracker:
         if release is None:
             return any(d == distribution for d, _ in self._releases)
         return (distribution, release) in self._releases
-
-    def knows_package(self, distribution: str, release: str, package: str) -> bool:
-        """Whether the tracker lists any CVE for this source package in this release."""
-        key = (distribution, release, package)
-        if key not in self._packages:
-            row = self._conn.execute(
-                "SELECT 1 FROM distro_fix WHERE distribution = ? AND release = ? AND package = ?"
-                " LIMIT 1",
-                key,
-            ).fetchone()
-            self._packages[key] = row is not None
-        return self._packages[key]
 
     def entry(
         self, distribution: str, release: str, package: str, cve_id: str

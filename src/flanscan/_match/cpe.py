@@ -187,11 +187,3 @@ def attribute_relation(source: str, target: str, source_wild: bool = False) -> s
     if source_wild:
         return "superset" if wildcard_match(source, target) else "disjoint"
     return "equal" if source == target else "disjoint"
-
-
-def to_uri(cpe: Cpe) -> str:
-    """A short 2.2-style URI for messages (`cpe:/a:openbsd:openssh:9.2p1`)."""
-    comps = [cpe.part, cpe.vendor, cpe.product, cpe.version, cpe.update]
-    while comps and comps[-1] == ANY:
-        comps.pop()
-    return "cpe:/" + ":".join("" if c == ANY else c for c in comps)

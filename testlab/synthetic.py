@@ -130,7 +130,7 @@ def fleet_ports(
 ) -> list[Port]:
     """A large network: `hosts` hosts with two ports each and `findings` findings in total.
     `changed` is the fraction of hosts whose web server was upgraded (for a second run)."""
-    rng = random.Random(seed)  # noqa: S311 - test data, not security
+    rng = random.Random(seed)
     kinds = 20  # distinct product versions
     per_finding_kind = max(1, findings // hosts)  # findings per host, on its web port
     result: list[Port] = []
