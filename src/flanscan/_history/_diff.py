@@ -143,17 +143,31 @@ def diff_rows(
     With `old_counts`, the runs' `findings` may hold only the findings that differ between
     them (missing from the other run, or another status, KEV flag, severity or confidence):
     the others make no change item."""
+    counts = old_counts if old_counts is not None else count_old_findings(old)
+    items, gone_hosts = _host_changes(old, new, counts)
+    port_items, closed_ports, unchecked_ports = _port_changes(old, new, counts, gone_hosts)
+    items += port_items
+    items += _finding_changes(old, new, gone_hosts, closed_ports, unchecked_ports)
+    items.sort(key=lambda i: (_KIND_ORDER[i.kind], -(i.severity or 0)))  # stable within kind
+    return ChangeSummary(
+        since_run=since_run if since_run is not None else (old.run_id or ""),
+        since=old.started,
+        items=tuple(items),
+    )
+
+
+def _host_changes(
+    old: RunRows, new: RunRows, counts: OldFindingCounts
+) -> tuple[list[ChangeItem], set[str]]:
+    """Hosts that appeared, disappeared or were not checked; and the hosts whose ports need no
+    items of their own (gone or not checked)."""
     items: list[ChangeItem] = []
     old_up = {a for a, h in old.hosts.items() if h.status == "up"}
     new_up = {a for a, h in new.hosts.items() if h.status == "up"}
-    counts = old_counts if old_counts is not None else count_old_findings(old)
-
-    # --- hosts
     gone_hosts: set[str] = set()  # disappeared or not checked: no per-port items for them
     new_ports_by_host: dict[str, int] = defaultdict(int)
     for k in new.services:
         new_ports_by_host[k[0]] += 1
-    old_findings_by_port = counts.by_port
     for addr in sorted(new_up - old_up, key=_addr_key):
         ports = new_ports_by_host.get(addr, 0)
         items.append(
@@ -195,8 +209,16 @@ def diff_rows(
                     address=addr,
                 )
             )
+    return items, gone_hosts
 
-    # --- ports and versions
+
+def _port_changes(
+    old: RunRows, new: RunRows, counts: OldFindingCounts, gone_hosts: set[str]
+) -> tuple[list[ChangeItem], set[tuple[str, int, str]], set[tuple[str, int, str]]]:
+    """New, closed and not-checked ports and version changes; and the closed and not-checked
+    ports (their findings are summarised by the port's item)."""
+    items: list[ChangeItem] = []
+    old_findings_by_port = counts.by_port
     closed_ports: set[tuple[str, int, str]] = set()
     unchecked_ports: set[tuple[str, int, str]] = set()
     for key in sorted(new.services.keys() - old.services.keys(), key=_port_key):
@@ -259,8 +281,18 @@ def diff_rows(
                     new=n_svc.banner,
                 )
             )
+    return items, closed_ports, unchecked_ports
 
-    # --- findings
+
+def _finding_changes(
+    old: RunRows,
+    new: RunRows,
+    gone_hosts: set[str],
+    closed_ports: set[tuple[str, int, str]],
+    unchecked_ports: set[tuple[str, int, str]],
+) -> list[ChangeItem]:
+    """New and fixed findings, and status changes of the findings in both runs."""
+    items: list[ChangeItem] = []
     for fkey in sorted(new.findings.keys() - old.findings.keys(), key=_finding_key):
         f = new.findings[fkey]
         if f.status not in _RELEVANT or f.confidence != Confidence.EXACT.value:
@@ -327,13 +359,7 @@ def diff_rows(
                     new=n_val,
                 )
             )
-
-    items.sort(key=lambda i: (_KIND_ORDER[i.kind], -(i.severity or 0)))  # stable within kind
-    return ChangeSummary(
-        since_run=since_run if since_run is not None else (old.run_id or ""),
-        since=old.started,
-        items=tuple(items),
-    )
+    return items
 
 
 _NO_SVC = ServiceRow("", 0, "")
