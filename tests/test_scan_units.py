@@ -176,7 +176,7 @@ def test_plain_display_prints_a_few_lines() -> None:
         (["127.0.0.1"], "all", ["-p", "22,U:161"], "names TCP ports"),
         (["127.0.0.1"], "all", ["--top-ports", "100"], "remove --top-ports"),
         (["127.0.0.1"], "all", ["-sU"], "say which UDP ports"),
-        (["127.0.0.1"], "fast", [], "--ports must be one of"),
+        (["127.0.0.1"], "fast", [], "give top1000, all or an Nmap port list"),
     ],
 )
 def test_check_scan_refuses_contradictions_without_side_effects(

@@ -535,3 +535,49 @@ def parse_nmap_args(args: str) -> NmapArgs:
     if ports is None and not scan_only_hosts:
         ports = "top-100" if fast else "top-1000"
     return NmapArgs(tuple(targets), tuple(excluded), tuple(lists), ports)
+
+
+# --------------------------------------------------------------------------- port lists
+
+PortProtocol = Literal["tcp", "udp", "sctp", "ip"]
+_PORT_PREFIX: dict[str, PortProtocol] = {"T": "tcp", "U": "udp", "S": "sctp", "P": "ip"}
+_PORT_ITEM = re.compile(r"(\d*)-(\d*)|(\d+)")
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """One item of an Nmap port list: ports `first`..`last` of `protocol` (None: every
+    protocol the scan covers, as Nmap reads an item before any T:/U:/S: prefix)."""
+
+    protocol: PortProtocol | None
+    first: int
+    last: int
+
+
+class PortListError(ValueError):
+    """A port list that is not in Nmap's numeric notation; the message says which item."""
+
+
+def parse_port_list(text: str) -> tuple[PortRange, ...]:
+    """Nmap's numeric `-p` notation ("22,80,8000-8100", "T:22,U:53,161", "1-", "-"): each
+    comma-separated item with the protocol prefix in force. Service names and `[...]` forms
+    are not read (raise PortListError, as does a port outside 0-65535 or an empty list)."""
+    ranges: list[PortRange] = []
+    protocol: PortProtocol | None = None
+    for item in text.split(","):
+        raw = item.strip()
+        if len(raw) >= 2 and raw[1] == ":" and raw[0].upper() in _PORT_PREFIX:
+            protocol = _PORT_PREFIX[raw[0].upper()]
+            raw = raw[2:]
+        match = _PORT_ITEM.fullmatch(raw)
+        if match is None:
+            raise PortListError(f"{item.strip() or 'an empty item'!r} is not a port or range")
+        if match.group(3) is not None:
+            first = last = int(match.group(3))
+        else:
+            first, last = int(match.group(1) or 1), int(match.group(2) or 65535)
+        top = 255 if protocol == "ip" else 65535
+        if last > top or first > last:
+            raise PortListError(f"{item.strip()!r} is outside 0-{top} or reversed")
+        ranges.append(PortRange(protocol, first, last))
+    return tuple(ranges)

@@ -17,7 +17,7 @@ class ExitStatus(IntEnum):
     OK = 0
     FINDINGS = 1  # --fail-on threshold reached (scan completed)
     USAGE = 2  # bad input, missing tool, unusable environment
-    SCAN_INCOMPLETE = 3  # a worker failed or was interrupted; partial results were saved
+    SCAN_INCOMPLETE = 3  # a worker failed, was interrupted, or a target was not checked
     DELIVERY = 4  # results saved, but an alert, an upload or the history record failed
 
     @property
@@ -30,7 +30,8 @@ _MEANING = {
     ExitStatus.FINDINGS: "done, and findings reached the --fail-on threshold",
     ExitStatus.USAGE: "usage or environment error (bad input, nmap missing, ...)",
     ExitStatus.SCAN_INCOMPLETE: (
-        "scan incomplete (a worker failed or was interrupted; raw XML kept)"
+        "scan incomplete (a worker failed or was interrupted, or a target was not checked: "
+        "its name did not resolve or Nmap skipped it; raw XML kept)"
     ),
     ExitStatus.DELIVERY: "results saved, but an alert, an upload or the history record failed",
 }

@@ -82,6 +82,9 @@ def parse_target(text: str, source: str) -> TargetSpec:
             f"{where}: a target cannot start with '-' (Nmap options go after `--`; "
             "write an octet range as 0-N)"
         )
+    hint = _port_or_url_hint(raw)
+    if hint is not None:
+        raise UsageError(f"{where}: {hint}")
     if "/" in raw:
         return _parse_network(raw, source, where)
     if ":" in raw:
@@ -89,6 +92,25 @@ def parse_target(text: str, source: str) -> TargetSpec:
     if _RANGE_CHARS.match(raw):
         return _parse_ipv4_or_range(raw, source, where)
     return _parse_hostname(raw, source, where)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/]*@)?(\[[^\]]*\]|[^/:?#]*)(?::(\d+))?")
+_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[^:\[\]]+):(\d+)$")
+
+
+def _port_or_url_hint(raw: str) -> str | None:
+    """What to type instead of a URL or host:port (which are not Nmap targets), else None."""
+    url = _URL.match(raw)
+    match = url or _HOST_PORT.match(raw)
+    if match is None:
+        return None
+    host = "".join(c if c.isprintable() else "?" for c in match.group(1).strip("[]"))
+    port = match.group(2)
+    what = "a URL" if url else "host:port"
+    if not host:
+        return f"{what} is not a target: give the host name or address alone"
+    ports = f" --ports {port}" if port else ""
+    return f"{what} is not a target: scan the host, e.g. `flan scan {host}{ports}`"
 
 
 def _parse_network(raw: str, source: str, where: str) -> TargetSpec:

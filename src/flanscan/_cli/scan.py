@@ -36,6 +36,7 @@ EPILOG = (
 Examples:
   flan scan 127.0.0.1
   flan scan -iL ips.txt --exclude-file skip.txt --ports all
+  flan scan 127.0.0.1 --ports 22,80,8000-8100
   flan scan 127.0.0.1 --format md --format csv -- -sU -p U:161
   flan scan ::1 -- -6
 
@@ -92,11 +93,12 @@ def _display() -> ProgressSink:
 )
 @click.option(
     "--ports",
-    type=click.Choice(["top1000", "all"]),
+    metavar="top1000|all|PORTS",
     default="top1000",
     show_default=True,
     help="top1000: the original profile (SYN scan of Nmap's top 1000 TCP ports, -sV). "
-    "all: every TCP port, then -sV only on the open ones.",
+    "all: every TCP port, then -sV only on the open ones. PORTS: an Nmap port list "
+    "(22,80,8000-8100; U:161 with -- -sU), scanned with -sV.",
 )
 @click.option(
     "--workers",

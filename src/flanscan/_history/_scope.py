@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flanscan._history._rows import RunScope
-from flanscan._nmapopts import split_nmap_argv
+from flanscan._nmapopts import PortListError, parse_port_list, split_nmap_argv
 
 NMAP_SERVICES = Path("/usr/share/nmap/nmap-services")
 
@@ -192,17 +192,11 @@ class PortScope:
                         return cls(None)
                     result[p] |= top
                 continue
-            if item.lower() in ("all", "-"):
-                lo, hi = 1, 65535
-            else:
-                m = re.fullmatch(r"(\d*)-(\d*)|(\d+)", item)
-                if not m:
-                    return cls(None)
-                if m.group(3):
-                    lo = hi = int(m.group(3))
-                else:
-                    lo = int(m.group(1) or 1)
-                    hi = int(m.group(2) or 65535)
+            try:  # one item: the prefix was read above, so it holds no comma
+                (only,) = parse_port_list("-" if item.lower() == "all" else item)
+            except PortListError:
+                return cls(None)
+            lo, hi = only.first, only.last
             for p in protos:
                 result[p].update(range(lo, hi + 1))
         return cls(result)

@@ -208,6 +208,8 @@ def _deliver(fleet: FleetRun, result: ScanResult, outcome: RunOutcome) -> None:
             outcome.messages.append(f"uploaded to {fleet.remote_url}")
     if not result.complete:
         what = "interrupted" if result.interrupted else "incomplete (a Nmap worker failed)"
+        if not result.interrupted and set(result.incomplete_targets) <= set(result.skipped_targets):
+            what = f"incomplete (not checked: {', '.join(result.skipped_targets)})"
         outcome.earn(
             ExitStatus.SCAN_INCOMPLETE,
             f"scan {what}: the report covers what finished; "

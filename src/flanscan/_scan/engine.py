@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flanscan import __version__
 from flanscan._errors import EnvironmentProblem, UsageError
-from flanscan._nmapopts import mask_argv, mask_command
+from flanscan._nmapopts import PortListError, mask_argv, mask_command, parse_port_list
 from flanscan._records import (
     RUN_FILE,
     HostCounts,
@@ -78,6 +78,8 @@ PROFILE_TEXT = {
     "all": "ping discovery, {scan} scan of all 65535 TCP ports, then service detection (-sV) "
     "on the open ports",
 }
+# --ports with an Nmap port list.
+PORT_LIST_TEXT = "ping discovery, {scan} scan of ports {ports}, service detection (-sV)"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class ScanOptions:
     targets: tuple[TargetSpec, ...]
     output_dir: Path
     excludes: tuple[TargetSpec, ...] = ()
-    ports: str = "top1000"  # "top1000" | "all"
+    ports: str = "top1000"  # "top1000" | "all" | an Nmap port list ("22,80,8000-8100")
     workers: int | None = None  # None: chosen from the number of hosts and CPU cores
     extra_args: tuple[str, ...] = ()  # Nmap flags passed through after `--`
     vulners: bool = False  # add the (online-only) vulners NSE script
@@ -194,7 +196,8 @@ class _Plan:
 
     @property
     def description(self) -> str:
-        text = PROFILE_TEXT[self.options.ports].format(scan=self.scan_word)
+        profile = PROFILE_TEXT.get(self.options.ports, PORT_LIST_TEXT)
+        text = profile.format(scan=self.scan_word, ports=self.options.ports)
         if self.options.vulners:
             text += ", vulners NSE script"
         if self.extra.words:
@@ -320,6 +323,7 @@ class _Run:
         self.service_slots = options.workers or default_workers()
         self.interrupted = False
         self.warnings: list[str] = list(plan.notes)
+        self.skipped: dict[str, str] = {}  # target -> why Nmap did not check it
         # all-ports bookkeeping: (address, protocol, port)
         self.open_keys: dict[tuple[str, str, int], None] = {}
         self.pending: list[tuple[str, str, int]] = []
@@ -391,6 +395,8 @@ class _Run:
             job.remaining_at = time.monotonic()
         elif isinstance(event, nmapout.Done):
             job.done_line = event
+        elif isinstance(event, nmapout.Skipped):
+            self.skipped.setdefault(event.target, event.reason)
 
     def _open(self, job: Job, address: str, protocol: str, port: int) -> None:
         key = (address, protocol, port)
@@ -555,7 +561,9 @@ class _Run:
         drop_empty_xml(self.jobs, self.run_dir)
 
     def finish_warnings(self) -> None:
-        self.warnings.extend(failure_warnings(self.jobs, self.pending, self.interrupted))
+        self.warnings.extend(
+            failure_warnings(self.jobs, self.pending, self.interrupted, self.skipped)
+        )
 
     def _progress(self, finished: bool = False) -> ScanProgress:
         return progress_snapshot(
@@ -566,7 +574,7 @@ class _Run:
         )  # fmt: skip
 
     def result(self, end: datetime) -> ScanResult:
-        incomplete = incomplete_targets(self.jobs, self.pending)
+        incomplete = incomplete_targets(self.jobs, self.pending, self.skipped)
         up, down = host_counts(self.jobs)
         return ScanResult(
             run_dir=self.run_dir,
@@ -582,6 +590,7 @@ class _Run:
             workers=tuple(j.status for j in self.jobs),
             complete=not incomplete and not self.interrupted,
             interrupted=self.interrupted,
+            skipped_targets=tuple(self.skipped),
             warnings=tuple(self.warnings),
             incomplete_targets=tuple(incomplete),
             hosts_total=self.plan.targets.count,
@@ -652,9 +661,23 @@ def _startup_error(run: _Run) -> None:
     raise UsageError(f"{text} (check the Nmap flags given after `--`)")
 
 
+def _port_list(ports: str) -> str | None:
+    """--ports: None for a profile (top1000, all), else the Nmap port list it names (checked
+    by the one parser of that notation)."""
+    if ports in PORTS_CHOICES:
+        return None
+    try:
+        parse_port_list(ports)
+    except PortListError as exc:
+        raise UsageError(
+            f"--ports {ports!r}: {exc}; give top1000, all or an Nmap port list such as "
+            "22,80,8000-8100 (U:161 with -- -sU)"
+        ) from None
+    return ports
+
+
 def _prepare(options: ScanOptions) -> _Plan:
-    if options.ports not in PORTS_CHOICES:
-        raise UsageError(f"--ports must be one of {', '.join(PORTS_CHOICES)}")
+    port_list = _port_list(options.ports)
     if not options.targets:
         raise UsageError("no targets to scan: give TARGET arguments or -iL FILE")
     check_scope(options.targets, options.excludes, options.max_hosts)
@@ -665,6 +688,13 @@ def _prepare(options: ScanOptions) -> _Plan:
     if (run_dir / RUN_FILE).exists():
         raise UsageError(f"{run_dir}: already holds a run (run.json); choose another --output-dir")
     extra = PassThrough.parse(options.extra_args)
+    if port_list is not None:
+        if extra.port_spec is not None:
+            raise UsageError(
+                f"--ports {options.ports} and the Nmap flags after `--` both choose ports "
+                f"({extra.port_spec}): keep one"
+            )
+        extra = PassThrough.parse(("-p", port_list, *options.extra_args))
     return _Plan(options, targets, run_dir, extra, choose_nmap(_wants_raw(extra)))
 
 

@@ -5,7 +5,7 @@ the scan's result. Nothing here schedules or launches anything."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +86,7 @@ class ScanResult:
     run_dir: Path
     targets: tuple[str, ...]
     excludes: tuple[str, ...]
-    profile: str  # "top1000" | "all"
+    profile: str  # "top1000" | "all" | the Nmap port list given to --ports
     profile_description: str
     ports: str  # port scope in Nmap's words: "top-1000", "1-65535", "U:161"
     nmap_path: str
@@ -98,6 +98,7 @@ class ScanResult:
     interrupted: bool = False
     warnings: tuple[str, ...] = ()
     incomplete_targets: tuple[str, ...] = ()
+    skipped_targets: tuple[str, ...] = ()  # named, but left out by Nmap (unresolved, timed out)
     hosts_total: int = 0
     hosts_up: int = 0
     hosts_down: int = 0
@@ -155,18 +156,22 @@ def drop_empty_xml(jobs: Sequence[Job], run_dir: Path) -> None:
             job.status = replace(job.status, xml=None)
 
 
-def incomplete_targets(jobs: Sequence[Job], pending: Sequence[PortKey]) -> list[str]:
-    """Targets of every worker that did not finish, and hosts with ports never probed."""
+def incomplete_targets(
+    jobs: Sequence[Job], pending: Sequence[PortKey], skipped: Mapping[str, str]
+) -> list[str]:
+    """Targets of every worker that did not finish, hosts with ports never probed, and targets
+    Nmap left out (`skipped`: target -> why)."""
     targets: list[str] = []
     for job in jobs:
         if job.status.status not in ("done",):
             targets.extend(job.status.targets)
     targets.extend(k[0] for k in pending)
+    targets.extend(skipped)
     return list(dict.fromkeys(targets))
 
 
 def failure_warnings(
-    jobs: Sequence[Job], pending: Sequence[PortKey], interrupted: bool
+    jobs: Sequence[Job], pending: Sequence[PortKey], interrupted: bool, skipped: Mapping[str, str]
 ) -> list[str]:
     """What the user must know about workers that failed and work left undone."""
     warnings: list[str] = []
@@ -181,6 +186,8 @@ def failure_warnings(
             f"{len(pending)} open port(s) found by discovery were never probed for "
             "their service (scan interrupted)"
         )
+    for target, reason in skipped.items():
+        warnings.append(f"target {target} was not checked: {reason}")
     if interrupted:
         warnings.append("the scan was interrupted; results cover only what finished")
     return warnings

@@ -18,6 +18,9 @@ _TIMING = re.compile(
 )
 _REPORT = re.compile(r"^Nmap scan report for (?:(\S+) \(([^)]+)\)|(\S+))(\s+\[host down)?")
 _PORT = re.compile(r"^(\d+)/(tcp|udp|sctp)\s+(\S+)\s+(\S+)")
+# Targets Nmap names and then leaves out: a name that does not resolve, a host timeout.
+_UNRESOLVED = re.compile(r'^Failed to resolve (?:"(.+)"\.|given hostname/IP: (\S+?)\.)')
+_TIMED_OUT = re.compile(r"^Skipping host (\S+)(?: \(([^)]+)\))? due to host timeout")
 _DONE = re.compile(r"^Nmap done: (\d+) IP address(?:es)? \((\d+) hosts? up\)")
 
 
@@ -67,7 +70,15 @@ class Done:
     hosts_up: int
 
 
-Event = OpenPort | Stats | Timing | HostReport | PortLine | Done
+@dataclass(frozen=True)
+class Skipped:
+    """A target Nmap gave up on without checking it, and why (in words for the user)."""
+
+    target: str
+    reason: str
+
+
+Event = OpenPort | Stats | Timing | HostReport | PortLine | Done | Skipped
 
 
 class NmapOutputParser:
@@ -119,6 +130,12 @@ class NmapOutputParser:
             self._has_version = False
             assert self._host is not None
             return HostReport(self._host, name, bool(down))
+        m = _UNRESOLVED.match(line)
+        if m:
+            return Skipped(m.group(1) or m.group(2), "the name does not resolve")
+        m = _TIMED_OUT.match(line)
+        if m:
+            return Skipped(m.group(2) or m.group(1), "Nmap skipped it after its host timeout")
         m = _DONE.match(line)
         if m:
             self._host = None
