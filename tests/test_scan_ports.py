@@ -3,6 +3,7 @@ through the real CLI, real Nmap against real servers on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,27 +20,31 @@ from flanscan._nmapopts import PortListError, PortRange, parse_port_list
 FLAN = [sys.executable, "-m", "flanscan", "scan", "--no-db", "--format", "json"]
 
 
-class _Hello(BaseHTTPRequestHandler):
-    server_version = "FlanPortsTest/1.0"
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def _serve_banner(server: socket.socket, stop: threading.Event) -> None:
+    # An SSH banner on connect: Nmap's NULL probe names it at once (no probe waits).
+    server.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        with conn, contextlib.suppress(OSError):  # Nmap may reset a probe connection
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
 
 
 @pytest.fixture
-def http_ports() -> Iterator[list[int]]:
-    """Two HTTP servers on loopback, on ports the kernel picks."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Hello) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield [server.server_address[1] for server in servers]
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def banner_ports() -> Iterator[list[int]]:
+    """Two SSH-banner servers on loopback, on ports the kernel picks."""
+    stop = threading.Event()
+    servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    threads = [threading.Thread(target=_serve_banner, args=(s, stop)) for s in servers]
+    for thread in threads:
+        thread.start()
+    yield [int(server.getsockname()[1]) for server in servers]
+    stop.set()
+    for thread, server in zip(threads, servers, strict=True):
+        thread.join()
+        server.close()
 
 
 def _free_port() -> int:
@@ -63,8 +67,8 @@ def test_port_list_parser_reads_nmap_numeric_notation() -> None:
 
 
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
-def test_ports_list_scans_exactly_those_ports(tmp_path: Path, http_ports: list[int]) -> None:
-    low, high = sorted(http_ports)
+def test_ports_list_scans_exactly_those_ports(tmp_path: Path, banner_ports: list[int]) -> None:
+    low, high = sorted(banner_ports)
     closed = _free_port()
     spec = f"{low},{closed},{high}-{high}"
     run = tmp_path / "run"
