@@ -196,20 +196,25 @@ class Lines:
     """Lines of a text report, written to a stream joined by newlines as they pile up, so a
     fleet's report never has to be one string in memory (the text is `"\\n".join(lines)`)."""
 
-    _FLUSH_AT = 4096  # lines kept before they are written
+    _FLUSH_AT = 1 << 20  # characters kept before they are written
 
     def __init__(self, out: TextIO, first: Iterable[str] = ()) -> None:
         self._out = out
-        self._lines: list[str] = list(first)
+        self._lines: list[str] = []
+        self._size = 0
         self._started = False
+        self += first
 
     def append(self, line: str) -> None:
         self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self._FLUSH_AT:
+            self.flush()
 
     def __iadd__(self, lines: Iterable[str]) -> Lines:
-        self._lines.extend(lines)
-        if len(self._lines) >= self._FLUSH_AT:
-            self.flush()
+        # Line by line: `lines` may be a generator of a whole section, never held at once.
+        for line in lines:
+            self.append(line)
         return self
 
     def flush(self) -> None:
@@ -220,6 +225,7 @@ class Lines:
         self._out.write("\n".join(self._lines))
         self._started = True
         self._lines = []
+        self._size = 0
 
 
 class LocationText:

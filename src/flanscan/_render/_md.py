@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from flanscan._model import Finding, Location, Report, ServiceFinding, ServiceReport, Vulnerability
@@ -41,11 +41,12 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(header: Sequence[str], rows: Iterable[Iterable[str]]) -> list[str]:
-    lines = [_row(header), _row("---" for _ in header)]
-    lines.extend(_row(r) for r in rows)
-    lines.append("")
-    return lines
+def _table(header: Sequence[str], rows: Iterable[Iterable[str]]) -> Iterator[str]:
+    # A generator: a fleet's table runs to hundreds of megabytes, written row by row.
+    yield _row(header)
+    yield _row("---" for _ in header)
+    yield from (_row(r) for r in rows)
+    yield ""
 
 
 def _location_text(loc: Location) -> str:
@@ -105,14 +106,15 @@ def _evidence(items: Iterable[tuple[ServiceReport, ServiceFinding]]) -> list[str
     return lines
 
 
-def _service_section(where: common.LocationText, svc: ServiceReport) -> list[str]:
+def _service_section(where: common.LocationText, svc: ServiceReport) -> Iterator[str]:
     worst = svc.worst_severity
-    lines = [f"### {escape_md(common.service_title(svc))} ({worst.label if worst else 'none'})", ""]
+    yield f"### {escape_md(common.service_title(svc))} ({worst.label if worst else 'none'})"
+    yield ""
     if svc.extrainfo:
-        lines += [escape_md(svc.extrainfo), ""]
+        yield from (escape_md(svc.extrainfo), "")
     if svc.cpes:
-        lines += ["CPE: " + ", ".join(escape_md(c) for c in svc.cpes), ""]
-    lines += [f"Locations ({len(svc.locations)}): {_locations(where, svc.locations)}", ""]
+        yield from ("CPE: " + ", ".join(escape_md(c) for c in svc.cpes), "")
+    yield from (f"Locations ({len(svc.locations)}): {_locations(where, svc.locations)}", "")
     for items, intro in (
         (common.confirmed_findings(svc), None),
         (common.unconfirmed_findings(svc), common.UNCONFIRMED_NOTE),
@@ -120,45 +122,44 @@ def _service_section(where: common.LocationText, svc: ServiceReport) -> list[str
         if not items:
             continue
         if intro:
-            lines += [f"**{escape_md(intro)}**", ""]
-        lines += _table(_FINDING_HEADER, (_finding_cells(where, svc, sf, False) for sf in items))
-        lines += _evidence((svc, sf) for sf in items)
+            yield from (f"**{escape_md(intro)}**", "")
+        yield from _table(_FINDING_HEADER, (_finding_cells(where, svc, sf, False) for sf in items))
+        yield from _evidence((svc, sf) for sf in items)
     if svc.product_only:
-        lines += [f"_{escape_md(common.product_only_note(svc))}_", ""]
-    return lines
+        yield from (f"_{escape_md(common.product_only_note(svc))}_", "")
 
 
 def _appendix(
     where: common.LocationText, title: str, intro: str, entries: list[common.AppendixEntry]
-) -> list[str]:
-    lines = [f"## {title}", "", intro, ""]
+) -> Iterator[str]:
+    yield from (f"## {title}", "", intro, "")
     if not entries:
-        return [*lines, "None.", ""]
-    lines += _table(
+        yield from ("None.", "")
+        return
+    yield from _table(
         _FINDING_HEADER, (_finding_cells(where, e.service, e.item, True) for e in entries)
     )
-    lines += _evidence((e.service, e.item) for e in entries)
-    return lines
+    yield from _evidence((e.service, e.item) for e in entries)
 
 
-def _product_only(where: common.LocationText, report: Report) -> list[str]:
-    lines: list[str] = []
+def _product_only(where: common.LocationText, report: Report) -> Iterator[str]:
+    first = True
     for svc in report.services:
         if not svc.product_only:
             continue
-        if not lines:
-            lines = [
+        if first:
+            first = False
+            yield from (
                 "### Product-only matches (version unknown)",
                 "",
                 "Nmap did not identify these services' versions; these CVEs exist for the "
                 "product and may or may not apply.",
                 "",
-            ]
-        lines += [f"**{escape_md(common.service_title(svc))}**", ""]
-        lines += _table(
+            )
+        yield from (f"**{escape_md(common.service_title(svc))}**", "")
+        yield from _table(
             _FINDING_HEADER, (_finding_cells(where, svc, sf, False) for sf in svc.product_only)
         )
-    return lines
 
 
 def _changes(report: Report) -> list[str]:
@@ -184,8 +185,8 @@ def _changes(report: Report) -> list[str]:
                 change,
             ]
         )
-    return lines + _table(
-        ("Change", "Severity", "Vulnerability", "Where", "Description", "Was → now"), rows
+    return lines + list(
+        _table(("Change", "Severity", "Vulnerability", "Where", "Description", "Was → now"), rows)
     )
 
 

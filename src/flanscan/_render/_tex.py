@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from flanscan._model import Location, Report, ServiceFinding, ServiceReport
@@ -153,38 +153,38 @@ def _finding(
     return lines
 
 
-def _service(where: common.LocationText, svc: ServiceReport) -> list[str]:
+def _service(where: common.LocationText, svc: ServiceReport) -> Iterator[str]:
+    # A generator: one service's findings can run to hundreds of megabytes at fleet scale.
     worst = svc.worst_severity
     title = escape_tex(common.service_title(svc))
-    lines = [rf"\subsection*{{{title} {_sev(worst.label) if worst else ''}}}"]
+    yield rf"\subsection*{{{title} {_sev(worst.label) if worst else ''}}}"
     if svc.extrainfo:
-        lines.append(escape_tex(svc.extrainfo) + r"\par")
+        yield escape_tex(svc.extrainfo) + r"\par"
     if svc.cpes:
-        lines.append(r"{\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + r"}\par")
+        yield r"{\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + r"}\par"
     locations = _locations(where, svc.locations)
-    lines.append(rf"\textbf{{Locations ({len(svc.locations)}):}} {{\small {locations}}}\par")
-    lines.append(r"\medskip")
+    yield rf"\textbf{{Locations ({len(svc.locations)}):}} {{\small {locations}}}\par"
+    yield r"\medskip"
     for sf in common.confirmed_findings(svc):
-        lines += _finding(where, svc, sf, False)
+        yield from _finding(where, svc, sf, False)
     unconfirmed = common.unconfirmed_findings(svc)
     if unconfirmed:
-        lines += [r"\textbf{" + escape_tex(common.UNCONFIRMED_NOTE) + r"}\par", r"\medskip"]
+        yield from (r"\textbf{" + escape_tex(common.UNCONFIRMED_NOTE) + r"}\par", r"\medskip")
     for sf in unconfirmed:
-        lines += _finding(where, svc, sf, False)
+        yield from _finding(where, svc, sf, False)
     if svc.product_only:
-        lines.append(r"\emph{" + escape_tex(common.product_only_note(svc)) + r"}\par")
-    return lines
+        yield r"\emph{" + escape_tex(common.product_only_note(svc)) + r"}\par"
 
 
 def _appendix(
     where: common.LocationText, title: str, intro: str, entries: list[common.AppendixEntry]
-) -> list[str]:
-    lines = [rf"\section*{{{title}}}", escape_tex(intro) + r"\par", r"\medskip"]
+) -> Iterator[str]:
+    yield from (rf"\section*{{{title}}}", escape_tex(intro) + r"\par", r"\medskip")
     if not entries:
-        return [*lines, r"None.\par"]
+        yield r"None.\par"
+        return
     for e in entries:
-        lines += _finding(where, e.service, e.item, True)
-    return lines
+        yield from _finding(where, e.service, e.item, True)
 
 
 def _changes(report: Report) -> list[str]:
