@@ -78,7 +78,8 @@ def service(
 
 
 def findings(db: VulnDb, svc: ServiceObservation) -> dict[str, Finding]:
-    return {f.id: f for f in Matcher(db).match(svc)}
+    """Every tier's findings, the `possible` one included (as `--min-confidence possible`)."""
+    return {f.id: f for f in Matcher(db).match(svc, include_possible=True)}
 
 
 def nginx(version: str) -> ServiceObservation:

@@ -128,7 +128,7 @@ class Matcher:
 
     # ------------------------------------------------------------------ matching
 
-    def match_product(self, product: DetectedProduct, *, possible: bool = True) -> _ProductResult:
+    def match_product(self, product: DetectedProduct, *, possible: bool = False) -> _ProductResult:
         """CVEs for one detected product (cached per product names, version and attributes).
 
         `possible`: also the description-text tier (skipped when nobody will see it)."""
@@ -210,6 +210,7 @@ class Matcher:
                 {},
             )
         tiers, parser, parsed = cached
+        memo: dict[int, Any] = {}  # identical configurations evaluate once for this version
 
         def evaluate_configs(
             raw: Sequence[dict[str, Any]],
@@ -220,7 +221,7 @@ class Matcher:
             if configs is None or configs[0] is not raw:
                 configs = parsed[id(raw)] = (raw, parser.parse(list(raw)))
             for config in configs[1]:
-                found, _ = evaluate(config, target, None)
+                found, _ = evaluate(config, target, memo)
                 if found is None:
                     continue
                 for entry, attr_conditions in found.hits:
@@ -260,11 +261,11 @@ class Matcher:
         service: ServiceObservation,
         *,
         include_product_only: bool = True,
-        include_possible: bool = True,
+        include_possible: bool = False,
     ) -> ServiceMatch:
         """Findings for `service` and notes on what could not be matched exactly.
 
-        `include_possible=False` skips the description-text tier (confidence `possible`)."""
+        The description-text tier (confidence `possible`) only with `include_possible=True`."""
         key = (
             service.cpes,
             service.product,
@@ -349,7 +350,7 @@ class Matcher:
         service: ServiceObservation,
         *,
         include_product_only: bool = True,
-        include_possible: bool = True,
+        include_possible: bool = False,
     ) -> list[Finding]:
         """Findings for `service`: exact ones first, then product-only (if asked for)."""
         found = self.explain(
@@ -384,7 +385,7 @@ def match_service(
     db: VulnLookup,
     *,
     include_product_only: bool = True,
-    include_possible: bool = True,
+    include_possible: bool = False,
 ) -> list[Finding]:
     """Findings for one service from the NVD data in `db`.
 

@@ -158,6 +158,7 @@ class TierMatcher:
         self._debian_rows: dict[str, list[UnstableFix]] | None = None
         self._entries: dict[tuple[str, str], tuple[list[dict[str, Any]], str | None]] = {}
         self._applicable: dict[str, bool] = {}
+        self._records: dict[tuple[str, str], str] = {}
 
     def use(self, evaluate_configs: ConfigEvaluator) -> None:
         """The configuration evaluator for the next version asked for."""
@@ -220,7 +221,8 @@ class TierMatcher:
             record = by_source.get("cve5")
             if record is not None:
                 decided = self._cve5(cve_id, record.data, version, outcome)
-            negative = next((r for r in debian.get(cve_id, ()) if r.fixed_version == "0"), None)
+            rows = debian.get(cve_id)
+            negative = next((r for r in rows if r.fixed_version == "0"), None) if rows else None
             hit = outcome.hits.get(cve_id)
             if negative is not None and (hit is None or hit.source is MatchSource.ADP):
                 outcome.hits.pop(cve_id, None)
@@ -293,9 +295,10 @@ class TierMatcher:
             status, chosen, unparsable = _entries_verdict(entries, version, self.alias)
             outcome.unparsable += unparsable
             if status == "affected":
-                evidence = tuple(
-                    (_spelling(e), v.range_text, (), _record(data, container)) for e, v in chosen
-                )
+                record_text = self._records.get((cve_id, container))
+                if record_text is None:
+                    record_text = self._records[(cve_id, container)] = _record(data, container)
+                evidence = tuple((_spelling(e), v.range_text, (), record_text) for e, v in chosen)
                 outcome.hits[cve_id] = TierHit(cve_id, source, evidence[:3])
             elif status == "unaffected":
                 e, v = chosen[0]

@@ -22,6 +22,7 @@ STALE_DAYS = 7
 NVD_URL = "https://nvd.nist.gov/vuln/detail/"
 _CANDIDATE_CACHE = 4096
 _IN_CHUNK = 500
+_SUMMARY_CACHE = 200_000
 
 BUILD_HINT = "build it with `flan db update` (online) or `flan db import FILES` (offline)"
 
@@ -108,6 +109,7 @@ class VulnDb:
         self._unstable_packages: tuple[str, ...] | None = None
         self._descriptions: dict[str, tuple[tuple[str, str], ...]] = {}
         self._tables: dict[str, bool] = {}
+        self._cve5_summaries: dict[str, str | None] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> VulnDb:
@@ -201,6 +203,10 @@ class VulnDb:
             key,
         ).fetchall()
         result = tuple(AffectedData(c, s, unpack_json(d)) for c, s, d in rows)
+        for item in result:  # kept for vulnerabilities(): CVEs the NVD does not have yet
+            if item.source == "cve5" and len(self._cve5_summaries) < _SUMMARY_CACHE:
+                summary = item.data.get("summary")
+                self._cve5_summaries[item.cve_id] = summary if isinstance(summary, str) else None
         if len(self._affected) >= _CANDIDATE_CACHE:
             self._affected.clear()
         self._affected[key] = result
@@ -291,6 +297,15 @@ class VulnDb:
     def _add_cve5_only(self, chunk: list[str], out: dict[str, Vulnerability]) -> None:
         """CVEs the NVD does not have yet, known from their CVE 5 record."""
         absent = [c for c in chunk if c not in out]
+        for cve_id in [c for c in absent if c in self._cve5_summaries]:
+            vuln = Vulnerability(
+                id=cve_id,
+                summary=self._cve5_summaries[cve_id],
+                url=NVD_URL + cve_id,
+                source="cve5",
+            )
+            self._vulns[cve_id] = out[cve_id] = vuln
+        absent = [c for c in absent if c not in out]
         if not absent or not self.has_table("affected_record"):
             return
         marks = ",".join("?" * len(absent))
