@@ -261,6 +261,16 @@ def rebuild_reports(inputs: Sequence[Path], options: ReportOptions, out: Path) -
     """`flan report`: reports rebuilt from saved XML files or result directories into `out`."""
     built = report(inputs, options)
     outcome = RunOutcome(messages=[f"warning: {w}" for w in built.scan.warnings])
+    if len(inputs) == 1 and (inputs[0] / "run.json").is_file():
+        from flanscan._records import RecordError, RunRecord
+
+        try:
+            RunRecord.read(inputs[0])
+        except RecordError as exc:
+            # Never silent: without its run.json the report has no scan details or scope.
+            outcome.messages.insert(
+                0, f"warning: {exc}; the report is built from the XML alone (no scope check)"
+            )
     if built.vulndb_note:
         outcome.messages.append(built.vulndb_note)
     outcome.report_paths = write_reports(built, options.formats, out)

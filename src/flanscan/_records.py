@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar, cast, get_args
 
@@ -133,11 +133,14 @@ class _Fields:
         if not text:
             return None
         try:
-            return datetime.fromisoformat(text)
+            when = datetime.fromisoformat(text)
         except ValueError:
             raise RecordError(
                 f"{self.where}: field {name!r} is not an ISO time: {text!r}"
             ) from None
+        # flan writes UTC offsets; a time without one (edited by hand, another tool) is read as
+        # UTC, so shards' times can always be compared.
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
     def literal(self, name: str, kind: object, default: L) -> L:
         value = self.str_(name, default)

@@ -24,7 +24,7 @@ from flanscan._notify._retry import (
     with_retries,
 )
 from flanscan._notify._smtp import SCHEMES as SMTP_SCHEMES
-from flanscan._notify._smtp import parse_smtp_url, send_email
+from flanscan._notify._smtp import parse_smtp_url, send_email, valid_url
 from flanscan._secrets import mask_text
 
 __all__ = [
@@ -59,13 +59,17 @@ def describe_destination(url: str) -> str:
     )  # fmt: skip
     bare = url[len(SLACK_PREFIX) :] if url.startswith(SLACK_PREFIX) else url
     parts = urlsplit(bare)
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":?"
     return f"{kind} {parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def check_notify_urls(urls: Sequence[str]) -> None:
     """Reject unusable --notify values before scanning (UsageError naming the value)."""
     for url in urls:
+        valid_url(url)
         scheme = urlsplit(url).scheme
         if scheme in SMTP_SCHEMES:
             parse_smtp_url(url)

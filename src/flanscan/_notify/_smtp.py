@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flanscan._errors import UsageError
 from flanscan._notify._message import Alert, clean
 from flanscan._notify._retry import PermanentFailure, TransientFailure
+from flanscan._secrets import mask_url
 
 SCHEMES = ("smtp", "smtps", "smtp+insecure")
 
@@ -32,8 +33,19 @@ class SmtpTarget:
     user: str | None
 
 
+def valid_url(url: str) -> None:
+    """UsageError for a URL Python cannot take apart (a port out of range or not a number, a
+    bad IPv6 literal): one line, the URL masked, instead of a ValueError later."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port, parts.hostname
+    except ValueError as exc:
+        raise UsageError(f"--notify {mask_url(url)}: not a usable URL ({exc})") from None
+
+
 def parse_smtp_url(url: str) -> SmtpTarget:
     """Read an smtp:// or smtps:// alert URL; UsageError naming what is missing."""
+    valid_url(url)
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
         raise UsageError(f"--notify {redact(url)}: expected smtp://HOST[:PORT]/?to=ADDRESS")
