@@ -1,4 +1,4 @@
-"""Did a run scan a given host and port? Target containment (CIDR, Nmap ranges, names) and
+"""Did a run scan a given host and port? Target containment (flan's target grammar) and
 port scope ("top-1000", "1-65535", "T:22,80,U:53"), so the diff says "not checked", not "fixed"."""
 
 from __future__ import annotations
@@ -11,86 +11,52 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from flanscan._errors import UsageError
 from flanscan._history._rows import RunScope
 from flanscan._nmapopts import PortListError, parse_port_list, split_nmap_argv
+from flanscan._targets import TargetSet, parse_target
 
 NMAP_SERVICES = Path("/usr/share/nmap/nmap-services")
 
-_OCTET_PART = re.compile(r"^(\d{1,3})(?:-(\d{1,3}))?$")
+
+def _full_range(text: str) -> tuple[int, int] | None:
+    """`A-B` with two whole addresses of one family, as other tools record a range (flan scan
+    refuses it, as Nmap does): read only to compare a recorded run's scope."""
+    left, dash, right = text.partition("-")
+    try:
+        lo, hi = ipaddress.ip_address(left), ipaddress.ip_address(right)
+    except ValueError:
+        return None
+    return (int(lo), int(hi)) if dash and lo.version == hi.version else None
 
 
-@dataclass(frozen=True)
 class _Target:
-    """One target line: a network, an address range, an Nmap octet pattern or a host name."""
+    """One recorded target, read with flan's own target grammar (`_targets.parse_target`): an
+    address pattern covers the addresses flan would scan for it; anything else (a host name, a
+    pattern flan does not accept) covers the host that carried that name."""
 
-    text: str
-
-    @functools.cached_property
-    def _network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    def __init__(self, text: str) -> None:
+        self.text = text
         try:
-            return ipaddress.ip_network(self.text, strict=False)
-        except ValueError:
-            return None
-
-    @functools.cached_property
-    def _range(self) -> tuple[int, int] | None:
-        # Full range "a.b.c.d-a.b.c.e" (also IPv6 "x::1-x::9").
-        if self.text.count("-") != 1:
-            return None
-        left, right = self.text.split("-")
-        try:
-            lo = ipaddress.ip_address(left)
-            hi = ipaddress.ip_address(right)
-        except ValueError:
-            return None
-        if lo.version != hi.version:
-            return None
-        return int(lo), int(hi)
-
-    @functools.cached_property
-    def _octets(self) -> list[list[tuple[int, int]]] | None:
-        # Nmap IPv4 octet syntax: "198.18.0.1-20", "198.18.0-1.*", "198.18.0.1,3,5".
-        parts = self.text.split(".")
-        if len(parts) != 4:
-            return None
-        octets: list[list[tuple[int, int]]] = []
-        for part in parts:
-            ranges: list[tuple[int, int]] = []
-            for item in part.split(","):
-                if item in ("*", "-"):
-                    ranges.append((0, 255))
-                    continue
-                m = _OCTET_PART.match(item)
-                if not m:
-                    return None
-                lo = int(m.group(1))
-                hi = int(m.group(2)) if m.group(2) else lo
-                ranges.append((lo, hi))
-            octets.append(ranges)
-        return octets
+            spec = parse_target(text, "a recorded run's targets")
+        except UsageError:
+            spec = None  # compared as a name, like any target flan cannot read as addresses
+        self._set = TargetSet.build([spec]) if spec is not None and not spec.is_hostname else None
+        self._range = _full_range(text) if spec is None else None
 
     @property
     def is_address_pattern(self) -> bool:
-        return self._network is not None or self._range is not None or self._octets is not None
+        return self._set is not None or self._range is not None
 
     def contains(self, address: str, hostnames: Iterable[str]) -> bool:
         try:
-            ip = ipaddress.ip_address(address)
+            ipaddress.ip_address(address)
         except ValueError:
             return self.text.lower() == address.lower()
-        if self._network is not None:
-            return ip.version == self._network.version and ip in self._network
+        if self._set is not None:
+            return self._set.contains(address)
         if self._range is not None:
-            lo, hi = self._range
-            return lo <= int(ip) <= hi
-        if self._octets is not None:
-            if ip.version != 4:
-                return False
-            values = [int(o) for o in str(ip).split(".")]
-            return all(
-                any(lo <= v <= hi for lo, hi in ranges)
-                for v, ranges in zip(values, self._octets, strict=True)
-            )
+            return self._range[0] <= int(ipaddress.ip_address(address)) <= self._range[1]
         # A host name: it covers the host that carried this name in the earlier run.
         name = self.text.lower().rstrip(".")
         return any(h.lower().rstrip(".") == name for h in hostnames)
