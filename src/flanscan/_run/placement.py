@@ -38,10 +38,10 @@ from flanscan._run.environment import RUN_ID_ENV, legacy_output, shard_from_env
 from flanscan._run.shard import Shard, parse_shard, select_shard
 from flanscan._run.uploads import RunUploader
 from flanscan._storage import (
-    Location,
     RetryPolicy,
     Sink,
     StorageError,
+    StorageLocation,
     open_sink,
     parse_location,
     retrying,
@@ -70,7 +70,7 @@ class FleetRun:
     run_dir: Path
     run_id: str
     shard: Shard | None = None
-    destination: Location | None = None  # None: the local run_dir is the only copy
+    destination: StorageLocation | None = None  # None: the local run_dir is the only copy
     key_prefix: str = ""
     sink: Sink | None = None
     uploader: RunUploader | None = None

@@ -4,9 +4,9 @@ retries. What a run puts there, and when, is decided in `flanscan._run`. See doc
 from flanscan._storage._retry import RetryPolicy, retrying
 from flanscan._storage._sink import (
     LocalSink,
-    Location,
     Sink,
     StorageError,
+    StorageLocation,
     checked_key,
     open_sink,
     parse_location,
@@ -14,10 +14,10 @@ from flanscan._storage._sink import (
 
 __all__ = [
     "LocalSink",
-    "Location",
     "RetryPolicy",
     "Sink",
     "StorageError",
+    "StorageLocation",
     "checked_key",
     "open_sink",
     "parse_location",

@@ -64,7 +64,7 @@ class Sink(Protocol):
 
 
 @dataclass(frozen=True)
-class Location:
+class StorageLocation:
     """A parsed `--output` / merge SOURCE: scheme "s3", "gs" or "file"."""
 
     scheme: str
@@ -81,15 +81,15 @@ class Location:
             return self.prefix
         return f"{self.scheme}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
 
-    def child(self, *parts: str) -> Location:
+    def child(self, *parts: str) -> StorageLocation:
         """This location with path parts appended."""
         if not self.is_remote:
-            return Location("file", "", str(Path(self.prefix, *parts)))
+            return StorageLocation("file", "", str(Path(self.prefix, *parts)))
         prefix = "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
-        return Location(self.scheme, self.bucket, prefix)
+        return StorageLocation(self.scheme, self.bucket, prefix)
 
 
-def parse_location(text: str, source: str = "--output") -> Location:
+def parse_location(text: str, source: str = "--output") -> StorageLocation:
     """`s3://bucket/prefix`, `gs://bucket/prefix` or a local directory."""
     for scheme in ("s3", "gs"):
         if text.startswith(f"{scheme}://"):
@@ -100,14 +100,14 @@ def parse_location(text: str, source: str = "--output") -> Location:
                     f"{source} {mask_url(text)!r}: write {scheme}://BUCKET/PREFIX (no credentials "
                     "in the URL: they come from the environment, profiles or workload identity)"
                 )
-            return Location(scheme, bucket, prefix.strip("/"))
+            return StorageLocation(scheme, bucket, prefix.strip("/"))
     if "://" in text:
         raise UsageError(
             f"{source} {mask_url(text)!r}: use s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or a path"
         )
     if not text:
         raise UsageError(f"{source}: empty location")
-    return Location("file", "", text)
+    return StorageLocation("file", "", text)
 
 
 class LocalSink:
@@ -158,7 +158,7 @@ class LocalSink:
             self._path(key).unlink(missing_ok=True)
 
 
-def open_sink(location: Location) -> Sink:
+def open_sink(location: StorageLocation) -> Sink:
     """The sink for a location; cloud clients are imported only when used."""
     if location.scheme == "s3":
         from flanscan._storage._s3 import S3Sink
