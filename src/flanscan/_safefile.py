@@ -43,13 +43,71 @@ def path_below(base: Path, key: str, *, what: str = "object key") -> Path:
     return base.joinpath(*key_parts(key, what=what))
 
 
+# Kernel pseudo-filesystems: a file cannot be created there, whatever the permissions say.
+_PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+class UnwritablePath(UsageError):
+    """A file flan was asked to write that cannot be written there (one line: path, reason)."""
+
+
+def _pseudo_root(path: Path) -> Path | None:
+    absolute = Path(os.path.abspath(path))
+    return next((r for r in _PSEUDO_ROOTS if absolute.is_relative_to(r)), None)
+
+
+def check_file_target(path: Path, what: str = "output file") -> None:
+    """Raise UnwritablePath when `path` cannot become a regular file flan replaces: a
+    directory, a device or pipe (/dev/stdout), a kernel pseudo-filesystem (/proc), or a parent
+    that is a file or not writable."""
+    root = _pseudo_root(path)
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if path.is_dir():
+        reason = "is a directory; give a file name"
+    elif path.exists() and not path.is_file():
+        reason = "is a device or pipe, not a regular file; give a file path"
+    elif not parent.is_dir():
+        reason = f"{parent} is not a directory"
+    elif root is not None:
+        reason = f"{root} is a kernel pseudo-filesystem; give a path on disk"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        reason = f"directory {parent} is not writable"
+    else:
+        return
+    raise UnwritablePath(f"{path}: cannot write the {what}: {reason}")
+
+
+def check_dir_target(path: Path, what: str = "output directory") -> None:
+    """Raise UnwritablePath when `path` cannot be (or be created as) a writable directory."""
+    root = _pseudo_root(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if path.exists() and not path.is_dir():
+        reason = "is not a directory"
+    elif not existing.is_dir():
+        reason = f"{existing} is not a directory"
+    elif root is not None:
+        reason = f"{root} is a kernel pseudo-filesystem; give a path on disk"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"directory {existing} is not writable"
+    else:
+        return
+    raise UnwritablePath(f"{path}: cannot write the {what}: {reason}")
+
+
 @contextmanager
 def atomic_output(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
     """A binary file that replaces `path` when the block ends without an error (and is removed
-    when it fails). The parent directory is created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp: O_CREAT|O_EXCL under a random name, so nothing planted there is followed.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    when it fails). The parent directory is created. A path that cannot hold a file (see
+    `check_file_target`) raises UnwritablePath naming `path`, never its temporary file."""
+    check_file_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp: O_CREAT|O_EXCL under a random name, so nothing planted there is followed.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UnwritablePath(
+            f"{path}: cannot write the output file: {exc.strerror or exc}"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             yield out

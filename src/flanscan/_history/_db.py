@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flanscan._errors import EnvironmentProblem, db_failure
+from flanscan._safefile import check_file_target
 from flanscan._secrets import mask_url
 
 Row = tuple[Any, ...]
@@ -165,4 +166,6 @@ def connect(url_or_path: str | Path) -> Database:
             f"unsupported history location {redact_url(text)}: use a file path or a "
             "postgresql:// URL"
         )
-    return SqliteDatabase(Path(text))
+    path = Path(text)
+    check_file_target(path, "history database")  # /dev/stdout, a directory: one line, not a mess
+    return SqliteDatabase(path)

@@ -32,6 +32,7 @@ from flanscan._records import (
     WorkerState,
     write_record,
 )
+from flanscan._safefile import check_dir_target
 from flanscan._scan import nmapout
 from flanscan._scan.jobs import (
     Job,
@@ -685,6 +686,7 @@ def _prepare(options: ScanOptions) -> _Plan:
     if targets.count == 0:
         raise UsageError("nothing to scan: every target is excluded")
     run_dir = options.output_dir
+    check_dir_target(run_dir, "run directory (--output-dir)")
     if (run_dir / RUN_FILE).exists():
         raise UsageError(f"{run_dir}: already holds a run (run.json); choose another --output-dir")
     extra = PassThrough.parse(options.extra_args)
