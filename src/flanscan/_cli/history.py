@@ -192,15 +192,20 @@ def diff(
     from flanscan._history._diff import diff_rows
     from flanscan._history._format import changes_as_dict, changes_as_text
 
-    store_box: list[HistoryStore] = []
-    try:
-        db_args = (db_path, no_db, suppressions)
-        old_rows = _rows_for(old, store_box, history_url, db_args)
-        new_rows = _rows_for(new, store_box, history_url, db_args)
-    finally:
-        for store in store_box:
-            store.close()
-    changes = diff_rows(old_rows, new_rows, since_run=old_rows.run_id or old)
+    if not Path(old).exists() and not Path(new).exists():
+        # Two recorded runs: the database compares them (see HistoryStore.diff).
+        with _open(history_url, create=False) as opened:
+            changes = opened.diff(old, new)
+    else:
+        store_box: list[HistoryStore] = []
+        try:
+            db_args = (db_path, no_db, suppressions)
+            old_rows = _rows_for(old, store_box, history_url, db_args)
+            new_rows = _rows_for(new, store_box, history_url, db_args)
+        finally:
+            for store in store_box:
+                store.close()
+        changes = diff_rows(old_rows, new_rows, since_run=old_rows.run_id or old)
     if fmt == "json":
         click.echo(json.dumps(changes_as_dict(changes), indent=2))
     else:
