@@ -117,3 +117,28 @@ def test_history_failure_after_a_scan_keeps_reports_and_done_json(tmp_path: Path
     for where in (runs / "r1", store / "r1"):
         assert json.loads((where / "report.json").read_text())["scan"]
         assert json.loads((where / "done.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.parametrize("kind", ["vulndb", "foreign"])
+def test_history_refuses_a_sqlite_file_that_is_not_a_history(
+    kind: str, nvd_sample: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "x.sqlite3"
+    if kind == "vulndb":
+        assert (
+            _flan(["db", "import", "--db", str(target), str(nvd_sample)], tmp_path).returncode == 0
+        )
+    else:
+        import sqlite3
+
+        with sqlite3.connect(target) as conn:
+            conn.execute("CREATE TABLE notes (text TEXT)")
+    before = target.read_bytes()
+    scan = ["scan", "127.0.0.1", "--no-db", "--history", str(target), "--", "-p", "1"]
+    for args in (["history", "--history", str(target)], scan):
+        result = _flan(args, tmp_path)
+        assert result.returncode == 2, result.stderr
+        line = _one_line_error(result)
+        assert "not a flan history" in line and "left untouched" in line
+    assert target.read_bytes() == before
+    assert not (tmp_path / "flan-results").exists()

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from flanscan._errors import EnvironmentProblem, db_failure
+from flanscan._errors import EnvironmentProblem, UsageError, db_failure
 from flanscan._safefile import check_file_target
 from flanscan._secrets import mask_url
 
@@ -52,6 +52,24 @@ class Database:
         raise NotImplementedError
 
 
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """A SQLite file with tables but no flan history in it (a vulnerability database, another
+    program's data) given as --history is refused, never extended with flan's tables."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    names = {str(r[0]) for r in rows}
+    if names and "schema_version" not in names:
+        conn.close()
+        what = (
+            "a Flan Scan vulnerability database"
+            if {"meta", "cve"} <= names
+            else "a SQLite database of something else"
+        )
+        raise UsageError(
+            f"history database {path} is {what}, not a flan history; left untouched: give "
+            "--history a new file or an existing flan history"
+        )
+
+
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
@@ -61,6 +79,7 @@ class SqliteDatabase(Database):
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            _refuse_foreign(self._conn, path)  # before WAL mode rewrites the file's header
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
