@@ -113,7 +113,8 @@ def delivery_options(*, history_default: str) -> Callable[[F], F]:
                     multiple=True,
                     metavar="URL",
                     help="Send an alert about new findings to URL (repeatable): https:// "
-                    "(JSON webhook), slack+https://, smtp:// or smtps://.",
+                    "(JSON webhook), slack+https://, smtps:// or smtp:// (the SMTP password "
+                    "only over TLS; smtp+insecure:// to allow it in clear).",
                 ),
                 click.option(
                     "--notify-min-severity",
