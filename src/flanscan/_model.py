@@ -388,6 +388,12 @@ class VulnDbSummary:
     cve_count: int
     sources: tuple[tuple[str, str], ...] = ()  # (source name, date of its data)
     built_at: str | None = None
+    age_days: float | None = None  # of its NVD data (else of the build); None: unknown
+    max_age_days: int = 7  # older than this is stale (--max-db-age)
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days is None or self.age_days > self.max_age_days
 
 
 class ChangeKind(enum.StrEnum):

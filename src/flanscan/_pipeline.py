@@ -35,6 +35,7 @@ from flanscan._safefile import atomic_output
 from flanscan._status import ExitStatus, RunOutcome
 
 if TYPE_CHECKING:
+    from flanscan._records import ReportInputs
     from flanscan._scopecheck import ScopeCheck
     from flanscan._suppress import SuppressionSet
     from flanscan._vulndb import VulnDb
@@ -43,6 +44,9 @@ Analyzer = Callable[[HostObservation, ServiceObservation], Sequence[Finding]]
 
 FAIL_ON_CHOICES = ("critical", "high", "medium", "kev")
 CONFIDENCE_CHOICES = ("high", "medium", "possible")
+
+
+DEFAULT_MAX_DB_AGE = 7
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,13 @@ class ReportOptions:
     fail_on: str | None = None
     # Findings below this source confidence are left out of reports, alerts and --fail-on.
     min_confidence: str = "medium"
+    # Findings below this severity (unknown severity is kept) likewise; None: all.
+    min_severity: str | None = None
+    # Vulnerability data older than this many days is stale: a warning, and --fail-on refuses.
+    max_db_age: int = DEFAULT_MAX_DB_AGE
+    # The options the user set (by parameter name), not left at their defaults: a rebuilt
+    # report takes the others from the run's run.json.
+    given: frozenset[str] = frozenset()
 
 
 NO_DB_NOTE = (
@@ -86,9 +97,55 @@ def open_vulndb(options: ReportOptions) -> tuple[VulnDb | None, str | None]:
     return VulnDb.open(path), None
 
 
+def stale_note(db: VulnDb, max_age: int) -> str | None:
+    """The warning for data older than `max_age` days (or of unknown age), else None."""
+    age = db.age_days()
+    if age is not None and age <= max_age:
+        return None
+    how_old = f"{age:.0f} days old" if age is not None else "of unknown age"
+    return (
+        f"the vulnerability database {db.path} is {how_old} (--max-db-age {max_age}): findings "
+        "published since are missing; run `flan db update` (or `flan db import FILES` offline)"
+    )
+
+
+def vulndb_message(report: Report) -> str:
+    """The report's note on its vulnerability data, as a line for the user (stale data is a
+    warning)."""
+    stale = report.vulndb is not None and report.vulndb.stale
+    return f"{'warning: ' if stale else ''}{report.vulndb_note}"
+
+
+def check_gate(options: ReportOptions) -> None:
+    """--fail-on needs current vulnerability data: without a database, or with one older than
+    --max-db-age, a gate would pass whatever the hosts run, so it is refused (exit 2)."""
+    if options.fail_on is None:
+        return
+    if not options.use_db:
+        raise UsageError("--fail-on with --no-db: no finding can reach the threshold; drop one")
+    from flanscan._vulndb import VulnDb, default_db_path
+
+    path = options.db_path or default_db_path()
+    if not path.is_file():
+        raise UsageError(
+            f"--fail-on: no vulnerability database at {path}, so nothing could reach the "
+            "threshold: build it with `flan db update` (or `flan db import FILES` offline), "
+            "or point FLAN_DB or --db at one"
+        )
+    db = VulnDb.open(path)
+    try:
+        note = stale_note(db, options.max_db_age)
+    finally:
+        db.close()
+    if note is not None:
+        raise UsageError(f"--fail-on refused: {note}, or raise --max-db-age")
+
+
 def check_report_options(options: ReportOptions) -> None:
     """Refuse bad report inputs (missing --db file, bad rules, unreachable --history, bad
-    --notify URL or --fail-on) before a scan starts, so a mistake never costs a scan."""
+    --notify URL or --fail-on, a --fail-on without current data) before a scan starts, so a
+    mistake never costs a scan."""
+    check_gate(options)
     if options.use_db and options.db_path is not None:
         db, _ = open_vulndb(options)
         if db is not None:
@@ -109,12 +166,16 @@ def check_report_options(options: ReportOptions) -> None:
 
 
 def make_analyzer(
-    db: VulnDb | None, suppressions: SuppressionSet | None, min_confidence: str = "medium"
+    db: VulnDb | None,
+    suppressions: SuppressionSet | None,
+    min_confidence: str = "medium",
+    min_severity: str | None = None,
 ) -> Analyzer:
     """The per-service analysis: match, vulners results, distribution data, exceptions.
 
-    Findings whose source confidence is below `min_confidence` are dropped here, so that no
-    report, alert, history record or --fail-on check counts them.
+    Findings whose source confidence is below `min_confidence`, or whose (known) severity is
+    below `min_severity`, are dropped here, so that no report, alert, history record or
+    --fail-on check counts them.
     """
     from flanscan._distro import DistributionMemo, tracker_for
     from flanscan._match import match_service
@@ -122,6 +183,7 @@ def make_analyzer(
 
     distribution = DistributionMemo(tracker_for(db) if db is not None else None)
     floor = SourceConfidence(min_confidence).rank
+    least = Severity.from_label(min_severity) if min_severity else None
 
     # The matches above the floor per matched banner: the matcher's result depends on these
     # fields only (its own cache key), and a fleet repeats few banners over many locations.
@@ -150,6 +212,10 @@ def make_analyzer(
             known = {f.id for f in findings}
             findings.extend(f for f in findings_from_vulners(service) if f.id not in known)
         findings = distribution(host, service, findings)
+        if least is not None:
+            findings = [
+                f for f in findings if f.severity == Severity.UNKNOWN or f.severity >= least
+            ]
         if suppressions is not None:
             location = Location(host.address, service.port, service.protocol, host.hostnames)
             findings = suppressions.apply(location, service, findings)
@@ -224,6 +290,8 @@ def report_from_xml(
         check = ScopeCheck(scope_of(scan.targets, scan.excluded, "run.json"))
 
     db, note = open_vulndb(options)
+    if db is not None:
+        note = stale_note(db, options.max_db_age)
     suppressions = None
     if options.suppressions is not None:
         from flanscan._suppress import load_suppressions
@@ -233,8 +301,10 @@ def report_from_xml(
         report = report_from_files(
             paths,
             scan=scan,
-            analyze=make_analyzer(db, suppressions, options.min_confidence),
-            vulndb=db.summary() if db is not None else None,
+            analyze=make_analyzer(db, suppressions, options.min_confidence, options.min_severity),
+            vulndb=dataclasses.replace(db.summary(), max_age_days=options.max_db_age)
+            if db is not None
+            else None,
             vulndb_note=note,
             check=check,
         )
@@ -257,24 +327,97 @@ def report(paths: Sequence[str | Path], options: ReportOptions | None = None) ->
     return report_from_xml(inputs, options or ReportOptions(), scan=scan)
 
 
-def rebuild_reports(inputs: Sequence[Path], options: ReportOptions, out: Path) -> RunOutcome:
-    """`flan report`: reports rebuilt from saved XML files or result directories into `out`."""
-    built = report(inputs, options)
-    outcome = RunOutcome(messages=[f"warning: {w}" for w in built.scan.warnings])
-    if len(inputs) == 1 and (inputs[0] / "run.json").is_file():
-        from flanscan._records import RecordError, RunRecord
+def rebuild_reports(
+    inputs: Sequence[Path], options: ReportOptions, out: Path | None, *, force: bool = False
+) -> RunOutcome:
+    """`flan report`: reports rebuilt from saved XML files or result directories into `out`
+    (None: the run directory given, else the current one). A `flan scan` run directory is
+    rebuilt with what its run.json recorded (rules, database, history, thresholds) for every
+    option not given; its own reports are never replaced without `force` (without `out`, the
+    rebuild goes to its rebuilt/ directory)."""
+    from flanscan._records import RUN_FILE, RecordError, RunRecord
 
+    run_dir = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else None
+    messages: list[str] = []
+    if run_dir is not None and (run_dir / RUN_FILE).is_file():
         try:
-            RunRecord.read(inputs[0])
+            recorded = RunRecord.read(run_dir).report_inputs
         except RecordError as exc:
             # Never silent: without its run.json the report has no scan details or scope.
-            outcome.messages.insert(
-                0, f"warning: {exc}; the report is built from the XML alone (no scope check)"
+            messages.append(
+                f"warning: {exc}; the report is built from the XML alone (no scope check)"
             )
+        else:
+            if recorded is not None:
+                options = options_for_rebuild(options, recorded)
+    out = _rebuild_target(run_dir, options.formats, out, force, messages)
+    check_gate(options)
+    built = report(inputs, options)
+    built = _changes_from_history(built, options, messages)
+    outcome = RunOutcome(messages=[*messages, *(f"warning: {w}" for w in built.scan.warnings)])
     if built.vulndb_note:
-        outcome.messages.append(built.vulndb_note)
+        outcome.messages.append(vulndb_message(built))
     outcome.report_paths = write_reports(built, options.formats, out)
+    if fail_on_reached(built, options.fail_on):
+        outcome.earn(ExitStatus.FINDINGS)
     return outcome
+
+
+def _rebuild_target(
+    run_dir: Path | None, formats: Sequence[str], out: Path | None, force: bool, messages: list[str]
+) -> Path:
+    """Where a rebuild writes; refuses to replace a run's own reports unless forced."""
+    if out is None and run_dir is None:
+        return Path.cwd()
+    if out is None:
+        assert run_dir is not None
+        if force or not any(p.exists() for p in report_paths(formats, run_dir)):
+            return run_dir
+        messages.append(
+            f"note: {run_dir} holds the scan's own reports: writing to {run_dir / 'rebuilt'}"
+        )
+        return run_dir / "rebuilt"
+    if run_dir is not None and not force:
+        own = [p for p in report_paths(formats, out) if p.parent.resolve() == run_dir.resolve()]
+        if any(p.exists() for p in own):
+            raise UsageError(
+                f"{own[0]}: the scan's own report; write the rebuild elsewhere (-o DIR) or "
+                "pass --force to replace it"
+            )
+    return out
+
+
+def _changes_from_history(built: Report, options: ReportOptions, messages: list[str]) -> Report:
+    """The rebuilt report with the changes since the run before it in the history, when it
+    has one (read-only: a rebuild records nothing)."""
+    if options.history is None:
+        return built
+    from flanscan._history import open_history
+    from flanscan._secrets import MASK
+
+    if MASK in options.history:
+        messages.append("note: the run's history URL had a password: pass --history for changes")
+        return built
+    try:
+        store = open_history(options.history, create=False)
+        try:
+            changes = store.changes_before(built)
+        finally:
+            store.close()
+    except FlanError as exc:
+        messages.append(f"warning: no changes section: {exc}")
+        return built
+    except Exception as exc:  # a database driver's error (corrupt file, server gone, ...)
+        messages.append(f"warning: no changes section: {options.history}: {db_failure(exc)}")
+        return built
+    return dataclasses.replace(built, changes=changes) if changes is not None else built
+
+
+def report_paths(formats: Sequence[str], out: Path) -> list[Path]:
+    """The file each format goes to (see `write_reports`)."""
+    if len(formats) == 1 and out.suffix:
+        return [out]
+    return [out / f"report.{fmt}" for fmt in formats]
 
 
 def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Path]:
@@ -282,16 +425,58 @@ def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Pat
     single format is asked for and `out` names a file."""
     from flanscan._render import write_report
 
-    if len(formats) == 1 and out.suffix:
-        targets = [(formats[0], out)]
-    else:
-        targets = [(fmt, out / f"report.{fmt}") for fmt in formats]
     written = []
-    for fmt, path in targets:
+    for fmt, path in zip(formats, report_paths(formats, out), strict=True):
         with atomic_output(path) as stream:
             write_report(report, fmt, stream)
         written.append(path)
     return written
+
+
+def history_location(options: ReportOptions, out: Path) -> str:
+    """The history a run in `out` is recorded in: --history, else history.sqlite3 beside it."""
+    return options.history or str(out.parent / "history.sqlite3")
+
+
+def report_inputs(options: ReportOptions, out: Path) -> ReportInputs:
+    """What run.json records of these options, for a rebuild of the run in `out`."""
+    from flanscan._records import ReportInputs
+    from flanscan._secrets import mask_url
+    from flanscan._vulndb import default_db_path
+
+    db = (options.db_path or default_db_path()).absolute() if options.use_db else None
+    rules = options.suppressions.absolute() if options.suppressions is not None else None
+    history = None
+    if options.record_history:
+        history = history_location(options, out)
+        history = mask_url(history) if "://" in history else str(Path(history).absolute())
+    return ReportInputs(
+        db=str(db) if db is not None else None,
+        suppressions=str(rules) if rules is not None else None,
+        history=history,
+        min_confidence=options.min_confidence,
+        min_severity=options.min_severity,
+        max_db_age=options.max_db_age,
+        fail_on=options.fail_on,
+    )
+
+
+def options_for_rebuild(options: ReportOptions, recorded: ReportInputs) -> ReportOptions:
+    """`options` with what the run recorded in place of every option the user did not set:
+    the same rules, database, history and thresholds make the same report."""
+    given = options.given
+    changes: dict[str, object] = {}
+    if not given & {"db_path", "no_db"}:
+        changes["use_db"] = recorded.db is not None
+        changes["db_path"] = Path(recorded.db) if recorded.db is not None else None
+    if "suppressions" not in given and recorded.suppressions is not None:
+        changes["suppressions"] = Path(recorded.suppressions)
+    if "history" not in given and recorded.history is not None:
+        changes["history"] = recorded.history
+    for name in ("min_confidence", "min_severity", "max_db_age", "fail_on"):
+        if name not in given:
+            changes[name] = getattr(recorded, name)
+    return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
 
 
 def _record_history(
@@ -302,7 +487,7 @@ def _record_history(
     from flanscan._history import diff_runs, open_history
     from flanscan._history._rows import rows_from_report
 
-    store = open_history(options.history or str(out.parent / "history.sqlite3"))
+    store = open_history(history_location(options, out))
     try:
         rows = rows_from_report(report)  # flattened once for both
         previous = store.previous_run(report, rows=rows)
@@ -379,7 +564,7 @@ def finish_report(
     previous run of the same targets, write each format into `out`, send alerts, and set the
     exit code for --fail-on. Fills `outcome` and returns the report as written."""
     if report.vulndb_note:
-        outcome.messages.append(report.vulndb_note)
+        outcome.messages.append(vulndb_message(report))
 
     if options.record_history:
         try:
@@ -389,7 +574,7 @@ def finish_report(
             outcome.messages.append(f"history not recorded: {exc}")
             outcome.earn(ExitStatus.DELIVERY)
         except Exception as exc:  # a database driver's error (disk full, corrupt file, ...)
-            where = options.history or str(out.parent / "history.sqlite3")
+            where = history_location(options, out)
             outcome.messages.append(f"history not recorded: {where}: {db_failure(exc)}")
             outcome.earn(ExitStatus.DELIVERY)
 

@@ -266,6 +266,45 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True)
+class ReportInputs:
+    """What a scan's report was built with (run.json `report_inputs`), so that `flan report`
+    rebuilds the same report: the same rules, database, history and thresholds."""
+
+    db: str | None = None  # the vulnerability database's path; None: --no-db
+    suppressions: str | None = None  # the exception rules file; None: none
+    history: str | None = None  # SQLite path or postgresql:// URL (password masked)
+    min_confidence: str = "medium"
+    min_severity: str | None = None
+    max_db_age: int = 7
+    fail_on: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "db": self.db,
+            "suppressions": self.suppressions,
+            "history": self.history,
+            "min_confidence": self.min_confidence,
+            "min_severity": self.min_severity,
+            "max_db_age": self.max_db_age,
+            "fail_on": self.fail_on,
+        }
+
+    @classmethod
+    def _from(cls, f: _Fields | None) -> ReportInputs | None:
+        if f is None:
+            return None
+        return cls(
+            db=f.opt_str("db"),
+            suppressions=f.opt_str("suppressions"),
+            history=f.opt_str("history"),
+            min_confidence=f.str_("min_confidence", "medium"),
+            min_severity=f.opt_str("min_severity"),
+            max_db_age=f.int_("max_db_age", 7),
+            fail_on=f.opt_str("fail_on"),
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """run.json: what a scan was asked and what happened (rewritten as workers end)."""
 
@@ -296,6 +335,9 @@ class RunRecord:
     hosts: HostCounts | None = None
     open_ports: int | None = None
     services: int | None = None
+    # Added in flan 0.1 without a version bump: older files have none (a rebuild then uses
+    # the command's options alone).
+    report_inputs: ReportInputs | None = None
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -330,6 +372,8 @@ class RunRecord:
             data["open_ports"] = self.open_ports
         if self.services is not None:
             data["services"] = self.services
+        if self.report_inputs is not None:
+            data["report_inputs"] = self.report_inputs.to_json()
         return data
 
     @classmethod
@@ -366,6 +410,7 @@ class RunRecord:
             hosts=HostCounts._from(f.sub("hosts")),
             open_ports=f.opt_int("open_ports"),
             services=f.opt_int("services"),
+            report_inputs=ReportInputs._from(f.sub("report_inputs")),
         )
 
     @classmethod

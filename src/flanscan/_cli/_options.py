@@ -12,7 +12,12 @@ from typing import Any, TypeVar, cast
 import click
 
 from flanscan._errors import UsageError
-from flanscan._pipeline import CONFIDENCE_CHOICES, FAIL_ON_CHOICES, ReportOptions
+from flanscan._pipeline import (
+    CONFIDENCE_CHOICES,
+    DEFAULT_MAX_DB_AGE,
+    FAIL_ON_CHOICES,
+    ReportOptions,
+)
 from flanscan._render import FORMATS
 from flanscan._secrets import mask_text
 from flanscan._status import RunOutcome
@@ -54,7 +59,8 @@ def db_option(func: F) -> F:
 
 
 def analysis_options(*, suppressions_default: str = "") -> Callable[[F], F]:
-    """`--db`, `--no-db`, `--suppressions`, `--show-product-only`."""
+    """`--db`, `--no-db`, `--suppressions`, `--show-product-only`, `--min-confidence`,
+    `--min-severity`, `--max-db-age`."""
     suppressions_help = "Exception rules (owner, reason, expiry) for accepted findings"
     suppressions_help += f" (default: {suppressions_default})." if suppressions_default else "."
 
@@ -87,6 +93,22 @@ def analysis_options(*, suppressions_default: str = "") -> Callable[[F], F]:
                     help="Least source confidence a finding needs to be reported, alerted on "
                     "and counted by --fail-on (high: NVD and overrides; medium: also CVE 5 "
                     "records and distribution data; possible: also description text).",
+                ),
+                click.option(
+                    "--min-severity",
+                    type=click.Choice(SEVERITIES),
+                    default=None,
+                    help="Least CVSS severity a finding needs to be reported, alerted on and "
+                    "counted by --fail-on (default: all; unknown severity is always kept).",
+                ),
+                click.option(
+                    "--max-db-age",
+                    type=click.IntRange(min=0),
+                    default=DEFAULT_MAX_DB_AGE,
+                    show_default=True,
+                    metavar="DAYS",
+                    help="Vulnerability data older than this is stale: a warning on every "
+                    "report, and --fail-on refuses to gate on it (exit 2).",
                 ),
             ],
             func,
@@ -123,18 +145,23 @@ def delivery_options(*, history_default: str) -> Callable[[F], F]:
                     show_default=True,
                     help="Least severity that triggers an alert.",
                 ),
-                click.option(
-                    "--fail-on",
-                    type=click.Choice(FAIL_ON_CHOICES),
-                    default=None,
-                    help="Exit with status 1 when an open finding is at least this severe "
-                    "(kev: in CISA KEV).",
-                ),
+                fail_on_option,
             ],
             func,
         )
 
     return decorate
+
+
+def fail_on_option(func: F) -> F:
+    """`--fail-on`: the CI gate."""
+    return click.option(
+        "--fail-on",
+        type=click.Choice(FAIL_ON_CHOICES),
+        default=None,
+        help="Exit with status 1 when an open finding is at least this severe (kev: in CISA "
+        "KEV); exit 2 when there is no vulnerability database or it is older than --max-db-age.",
+    )(func)
 
 
 def check_db_flags(db_path: Path | None, no_db: bool) -> None:
@@ -145,7 +172,14 @@ def check_db_flags(db_path: Path | None, no_db: bool) -> None:
 
 _REPORT_PARAMS = ("formats", "db_path", "no_db", "suppressions", "show_product_only",
                   "min_confidence", "history", "no_history", "notify", "notify_min_severity",
-                  "fail_on")  # fmt: skip
+                  "fail_on", "min_severity", "max_db_age")  # fmt: skip
+
+
+def _given(name: str) -> bool:
+    """Whether the user set this parameter (command line, environment, config file), not
+    left it at its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
 
 
 def report_options(
@@ -173,6 +207,9 @@ def report_options(
                 notify=given.get("notify", ()),
                 notify_min_severity=given.get("notify_min_severity", "high"),
                 fail_on=given.get("fail_on"),
+                min_severity=given["min_severity"],
+                max_db_age=given["max_db_age"],
+                given=frozenset(n for n in given if _given(n)),
             )
             return func(*args, **kwargs)
 
@@ -185,6 +222,8 @@ def report_options(
             options.append(click.option("--no-history", is_flag=True, help=no_history_help))
         if delivery:
             options.append(delivery_options(history_default=defaults["history"]))
+        else:
+            options.append(fail_on_option)
         return _apply(options, cast(F, command))
 
     return decorate

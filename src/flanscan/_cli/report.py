@@ -13,13 +13,6 @@ if TYPE_CHECKING:
     from flanscan._pipeline import ReportOptions
 
 
-def _output_dir(inputs: tuple[Path, ...]) -> Path:
-    """Where reports go without -o: into the run directory given, else the current one."""
-    if len(inputs) == 1 and inputs[0].is_dir():
-        return inputs[0]
-    return Path.cwd()
-
-
 @click.command(
     epilog="""\b
 Examples:
@@ -41,16 +34,28 @@ Examples:
     type=click.Path(path_type=Path),
     default=None,
     help="Directory for report.<ext> files, or a file name when one format is asked for "
-    "(default: the run directory given, else the current directory).",
+    "(default: the run directory given, or its rebuilt/ when it holds the scan's own reports; "
+    "else the current directory).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the scan's own reports when -o names its run directory.",
 )
 @report_options(delivery=False)
-def report(inputs: tuple[Path, ...], output: Path | None, report: ReportOptions) -> None:
+def report(
+    inputs: tuple[Path, ...], output: Path | None, force: bool, report: ReportOptions
+) -> None:
     """Rebuild reports from saved Nmap XML files or result directories, without rescanning.
 
     A directory means its xml/ folder (a `flan scan` run) or the *.xml files in it. Several
     files (workers, a discovery and a version pass) are merged into one report. The path of
     the report is the last line printed.
+
+    A run directory is rebuilt with what its run.json recorded (exception rules, database,
+    history for the changes section, --min-confidence, --min-severity, --max-db-age) unless
+    the option is given here; --fail-on gates the rebuilt report as it gates a scan.
     """
     from flanscan._pipeline import rebuild_reports
 
-    print_outcome(rebuild_reports(inputs, report, output or _output_dir(inputs)))
+    print_outcome(rebuild_reports(inputs, report, output, force=force))

@@ -316,6 +316,21 @@ class HistoryStore:
             refs = self._refs("WHERE target_key = ?", (target_key(report_or_targets),), limit=1)
         return refs[0] if refs else None
 
+    def changes_before(self, report: Report) -> ChangeSummary | None:
+        """What changed since the latest run of the same targets that started before this
+        report's scan (a rebuilt report: the run itself may be recorded, and is not compared
+        with itself); None when there is none. Nothing is recorded."""
+        if report.scan.start is None:
+            return None
+        refs = self._refs(
+            "WHERE target_key = ? AND started_at < ?",
+            (target_key(report.scan.targets), _ts(report.scan.start)),
+            limit=1,
+        )
+        if not refs:
+            return None
+        return diff_rows(self.load_rows(refs[0].id), rows_from_report(report), since_run=refs[0].id)
+
     def diff(self, old_id: str, new_id: str) -> ChangeSummary:
         """What changed from recorded run `old_id` to recorded run `new_id`, the database
         comparing the findings: only those that differ, and the counts the diff needs, are

@@ -174,6 +174,9 @@ def _vulndb(db: VulnDbSummary | None, note: str | None) -> Json:
         "cve_count": db.cve_count,
         "sources": [{"name": clean(n), "date": clean(d)} for n, d in db.sources],
         "built_at": _s(db.built_at),
+        "age_days": round(db.age_days, 1) if db.age_days is not None else None,
+        "max_age_days": db.max_age_days,
+        "stale": db.stale,
         "note": _s(note),
     }
 

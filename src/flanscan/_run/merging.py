@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flanscan._errors import DeliveryError
-from flanscan._pipeline import ReportOptions, finish_report, report_from_xml
+from flanscan._pipeline import ReportOptions, check_gate, finish_report, report_from_xml
 from flanscan._records import MERGE_FILE, MergedShard, MergeRecord, write_record
 from flanscan._run.shards import (
     RunShards,
@@ -84,6 +84,7 @@ def merge_run(
 ) -> tuple[RunOutcome, RunShards]:
     """Build one report and one history entry from the shards in `run_dir`; write the reports
     and merge.json to `out`. Warnings about shards come first in the outcome's messages."""
+    check_gate(options)  # --fail-on without current data: refused before anything is written
     run = inspect_run(run_dir)
     summary, warnings = merged_summary(run)
     check = shard_scope_check(run)

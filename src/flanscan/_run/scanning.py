@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from flanscan._errors import DeliveryError, ScanIncomplete, UsageError
-from flanscan._pipeline import ReportOptions, check_report_options, report_run
+from flanscan._pipeline import ReportOptions, check_report_options, report_inputs, report_run
 from flanscan._run.environment import legacy_formats, legacy_targets_file
 from flanscan._run.placement import FleetRun, plan_fleet_run
 from flanscan._scan import ScanOptions, ScanProgress, ScanResult, check_scan, run_scan
@@ -177,7 +177,8 @@ def scan(
     options = ScanOptions(targets=tuple(share), excludes=tuple(targets.excludes),
                           output_dir=fleet.run_dir, ports=request.ports, workers=request.workers,
                           extra_args=request.nmap_args, vulners=request.vulners,
-                          max_hosts=request.max_hosts)  # fmt: skip
+                          max_hosts=request.max_hosts,
+                          report_inputs=report_inputs(report, fleet.run_dir))  # fmt: skip
     check_scan(options)  # bad flags, nmap missing: fail before anything is created
     fleet.begin(targets.specs, targets.excludes, len(share))
     shown = _Shown(progress or NullProgress())

@@ -26,6 +26,7 @@ from flanscan._nmapopts import PortListError, mask_argv, mask_command, parse_por
 from flanscan._records import (
     RUN_FILE,
     HostCounts,
+    ReportInputs,
     RunRecord,
     RunStatus,
     WorkerPhase,
@@ -95,6 +96,7 @@ class ScanOptions:
     extra_args: tuple[str, ...] = ()  # Nmap flags passed through after `--`
     vulners: bool = False  # add the (online-only) vulners NSE script
     max_hosts: int = DEFAULT_MAX_HOSTS  # a larger scope is refused before scanning
+    report_inputs: ReportInputs | None = None  # recorded in run.json for `flan report`
 
 
 def _now() -> datetime:
@@ -630,6 +632,7 @@ class _Run:
             nmap_commands=tuple(mask_command(shlex.join(j.status.command)) for j in self.jobs),
             workers=tuple(j.status.record() for j in self.jobs),
             warnings=tuple(self.warnings),
+            report_inputs=self.options.report_inputs,
         )
         if result is not None:
             record = replace(

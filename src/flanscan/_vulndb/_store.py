@@ -341,12 +341,26 @@ class VulnDb:
     def summary(self) -> VulnDbSummary:
         """What a report says about the data it was built with."""
         built = self._conn.execute("SELECT value FROM meta WHERE key = 'built_at'").fetchone()
+        sources = self._sources()
         return VulnDbSummary(
             path=str(self.path),
             cve_count=int(self._conn.execute("SELECT count(*) FROM cve").fetchone()[0]),
-            sources=tuple((s.name, s.data_date or s.imported_at) for s in self._sources()),
+            sources=tuple((s.name, s.data_date or s.imported_at) for s in sources),
             built_at=built[0] if built else None,
+            age_days=self._age_days(sources, built[0] if built else None),
         )
+
+    def age_days(self) -> float | None:
+        """Age of the NVD data (or of the build when it has no NVD data) in days; None when
+        the database says neither."""
+        built = self._conn.execute("SELECT value FROM meta WHERE key = 'built_at'").fetchone()
+        return self._age_days(self._sources(), built[0] if built else None)
+
+    @staticmethod
+    def _age_days(sources: list[SourceStatus], built_at: str | None) -> float | None:
+        nvd = next((s for s in sources if s.name == "nvd"), None)
+        reference = _parse_time(nvd.data_date if nvd else None) or _parse_time(built_at)
+        return (datetime.now(UTC) - reference).total_seconds() / 86400 if reference else None
 
     def _sources(self) -> list[SourceStatus]:
         sources = []
@@ -369,9 +383,7 @@ class VulnDb:
 
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         sources = self._sources()
-        nvd = next((s for s in sources if s.name == "nvd"), None)
-        reference = _parse_time(nvd.data_date if nvd else None) or _parse_time(meta.get("built_at"))
-        age = (datetime.now(UTC) - reference).total_seconds() / 86400 if reference else None
+        age = self._age_days(sources, meta.get("built_at"))
         return DbStatus(
             path=self.path,
             size_bytes=self.path.stat().st_size,
