@@ -62,7 +62,7 @@ COPY pyproject.toml README.md LICENSE /opt/flan-src/
 COPY src /opt/flan-src/src
 RUN set -eu; \
     /opt/flan/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-compile \
-        --no-build-isolation --no-index /opt/flan-src; \
+        --no-build-isolation --no-index "/opt/flan-src[all]"; \
     /opt/flan/bin/pip uninstall -y --disable-pip-version-check setuptools pip; \
     # Size (the image's target is 250 MB): the wheels' extension modules carry symbols (29 MB);
     # no bytecode is kept (33 MB; compiling the imports costs about 1 s per start, and a

@@ -146,6 +146,10 @@ def check_report_options(options: ReportOptions) -> None:
     --notify URL or --fail-on, a --fail-on without current data) before a scan starts, so a
     mistake never costs a scan."""
     check_gate(options)
+    if "pdf" in options.formats:
+        from flanscan._extras import require_extra
+
+        require_extra("pdf")  # before a scan, not after it
     if options.use_db and options.db_path is not None:
         db, _ = open_vulndb(options)
         if db is not None:

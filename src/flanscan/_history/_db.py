@@ -127,6 +127,9 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
+        from flanscan._extras import require_extra
+
+        require_extra("postgres")
         import psycopg  # imported here: SQLite users never pay for it
 
         self.location = redact_url(url)

@@ -20,6 +20,9 @@ def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> NoReturn:
 
 def render_pdf(report: Report) -> bytes:
     """The PDF report as bytes."""
+    from flanscan._extras import require_extra
+
+    require_extra("pdf")
     try:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: Pango/HarfBuzz libraries missing

@@ -160,12 +160,16 @@ class LocalSink:
 
 def open_sink(location: StorageLocation) -> Sink:
     """The sink for a location; cloud clients are imported only when used."""
+    from flanscan._extras import require_extra
+
     if location.scheme == "s3":
         from flanscan._storage._s3 import S3Sink
 
+        require_extra("s3")
         return S3Sink(location.bucket, location.prefix)
     if location.scheme == "gs":
         from flanscan._storage._gcs import GcsSink
 
+        require_extra("gcs")
         return GcsSink(location.bucket, location.prefix)
     return LocalSink(Path(location.prefix))
