@@ -8,6 +8,7 @@ import csv
 import html.parser
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from flanscan._match.versions import compare_versions, upstream_version
 from flanscan._vulndb import import_paths
 from testlab import Lab
 
@@ -47,6 +49,7 @@ def lab_run(lab: Lab, nvd_sample: Path) -> Iterator[tuple[Path, dict[str, Any]]]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == str(run / "report.json")
+    (base / "stdout.txt").write_text(proc.stdout)  # the terminal summary, for its own test
     yield run, json.loads((run / "report.json").read_text())
     shutil.rmtree(base, ignore_errors=True)
 
@@ -91,6 +94,44 @@ def test_json_matches_schema_and_the_lab(lab: Lab, lab_run: tuple[Path, dict[str
     assert ssh[0]["vulnerabilities"], "the sample has CVEs for the lab's OpenSSH version"
     assert all(len(v["locations"]) == 2 for v in ssh[0]["vulnerabilities"])
     assert report["summary"]["critical"] + report["summary"]["high"] > 0
+
+
+def test_terminal_summary_and_remediation_of_the_lab(
+    lab_run: tuple[Path, dict[str, Any]],
+) -> None:
+    """What the terminal says to fix, for the lab's real services: every vulnerable service,
+    worst first, with its locations and a fix past every open finding's range."""
+    run, report = lab_run
+    stdout = (run.parent / "stdout.txt").read_text()
+    lines = stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines[: -len(FORMATS)]), lines
+    vulnerable = [s for s in report["services"] if s["remediation"] is not None]
+    assert {s["product"] for s in vulnerable} >= {"OpenSSH"}
+    blocks = stdout.split("\n\n")
+    for svc, block in zip(vulnerable, blocks, strict=False):
+        assert block.startswith(f"{svc['worst_severity'].upper():<8} {svc['product']}"), block
+        for loc in svc["locations"]:
+            assert f"{loc['address']}:{loc['port']}/tcp" in block
+        fix = svc["remediation"]
+        assert " ".join(block.split("\n  fix ", 1)[1].split()) == fix["text"]
+        # The fix is past the detected version and past every open finding's range end.
+        assert fix["fixed_version"] is not None
+        detected = upstream_version(svc["version"]).version or svc["version"]
+        assert compare_versions(detected, fix["fixed_version"]) == -1, (detected, fix)
+        for v in svc["vulnerabilities"]:
+            if v["status"] not in ("confirmed", "unconfirmed-distribution-build"):
+                continue
+            for ev in v["evidence"]:
+                for end in re.findall(r"<=? ([^,;\s]+)", ev["version_range"]):
+                    assert compare_versions(end, fix["fixed_version"]) in (-1, 0), (end, fix)
+    total = " ".join(stdout.split("Total: ", 1)[1].split()).split(str(run))[0]
+    assert total.startswith(
+        f"{len(vulnerable)} of {len(report['services'])} services vulnerable, on "
+        f"{len(report['hosts'])} hosts"
+    ), total
+    ssh = next(s for s in vulnerable if s["product"] == "OpenSSH")
+    # The lab's OpenSSH 9.2p1: the NVD sample's ranges end past it (e.g. `< 9.6`, `< 9.8`).
+    assert compare_versions("9.2p1", ssh["remediation"]["fixed_version"]) == -1
 
 
 class _Html(html.parser.HTMLParser):

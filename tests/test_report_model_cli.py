@@ -28,7 +28,10 @@ def test_report_in_two_formats_prints_the_first_last(
     xml = str(nmap_samples / "fullscan.xml")
     result = runner.invoke(cli, ["report", xml, "-f", "json", "-f", "md", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines() == [str(out / "report.md"), str(out / "report.json")]
+    # The summary of what to fix comes first; the paths end the output, "the report" last.
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2:] == [str(out / "report.md"), str(out / "report.json")]
+    assert lines[-3].startswith("Total: 0 of ")
     assert (out / "report.md").stat().st_size > 0
 
 

@@ -362,6 +362,7 @@ def rebuild_reports(
     if built.vulndb_note:
         outcome.messages.append(vulndb_message(built))
     outcome.report_paths = write_reports(built, options.formats, out)
+    outcome.report = built
     if fail_on_reached(built, options.fail_on):
         outcome.earn(ExitStatus.FINDINGS)
     return outcome
@@ -583,6 +584,7 @@ def finish_report(
             outcome.earn(ExitStatus.DELIVERY)
 
     outcome.report_paths = write_reports(report, options.formats, out)
+    outcome.report = report
 
     if options.notify:
         from flanscan._history import diff_reports

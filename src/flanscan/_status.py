@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flanscan._model import Report
 
 
 class ExitStatus(IntEnum):
@@ -68,6 +72,7 @@ class RunOutcome:
     messages: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run_id: str | None = None  # the history's id of the recorded run
+    report: Report | None = None  # the report as written (for the terminal summary)
 
     def earn(self, status: ExitStatus, error: str | None = None) -> None:
         """Add a status (the one that wins by PRECEDENCE stays) and the error behind it."""

@@ -229,11 +229,28 @@ def report_options(
     return decorate
 
 
-def print_outcome(outcome: RunOutcome, *, warnings: Sequence[str] = ()) -> None:
-    """The end of every command that runs a job: its messages (stderr), the report paths (the
-    first format asked for last: it is "the report"), its errors, and its exit status."""
+def quiet_option(func: F) -> F:
+    """`--quiet/-q`: no terminal summary, only the report paths (and errors)."""
+    return click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        help="Print only the report paths, not the summary of what to fix.",
+    )(func)
+
+
+def print_outcome(
+    outcome: RunOutcome, *, warnings: Sequence[str] = (), quiet: bool = False
+) -> None:
+    """The end of every command that runs a job: its messages (stderr), the summary of what to
+    fix (unless `quiet`), the report paths (the first format asked for last: it is "the
+    report"), its errors, and its exit status."""
     for line in [*(f"warning: {w}" for w in warnings), *outcome.messages]:
         click.echo(mask_text(line), err=True)
+    if outcome.report is not None and not quiet:
+        from flanscan._summary import render_summary
+
+        click.echo(render_summary(outcome.report), nl=False)
     paths = outcome.report_paths
     for path in paths[1:] + paths[:1]:
         click.echo(str(path))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from flanscan._cli import EXIT_CODES_HELP
-from flanscan._cli._options import print_outcome, report_options, say
+from flanscan._cli._options import print_outcome, quiet_option, report_options, say
 
 if TYPE_CHECKING:
     from flanscan._pipeline import ReportOptions
@@ -41,10 +41,13 @@ Examples:
     help="Poll until every shard has finished (done.json, status complete), at most SECONDS; "
     "then merge what is there.",
 )
+@quiet_option
 @report_options(
     delivery=True, no_history=True, history="history.sqlite3 beside the merged run directory"
 )
-def merge(source: str, output: Path | None, wait: float, report: ReportOptions) -> None:
+def merge(
+    source: str, output: Path | None, wait: float, report: ReportOptions, quiet: bool
+) -> None:
     """Merge the shards of one run (`flan scan --shard I/N`) into one report and one history
     entry. SOURCE is the run's directory or its s3:// / gs:// prefix (PREFIX/<run-id>).
 
@@ -57,4 +60,4 @@ def merge(source: str, output: Path | None, wait: float, report: ReportOptions) 
     from flanscan._run import merge as merge_run
 
     request = MergeRequest(source=source, report=report, output=output, wait=wait)
-    print_outcome(merge_run(request, say=say))
+    print_outcome(merge_run(request, say=say), quiet=quiet)

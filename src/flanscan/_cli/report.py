@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from flanscan._cli._options import print_outcome, report_options
+from flanscan._cli._options import print_outcome, quiet_option, report_options
 
 if TYPE_CHECKING:
     from flanscan._pipeline import ReportOptions
@@ -42,9 +42,14 @@ Examples:
     is_flag=True,
     help="Replace the scan's own reports when -o names its run directory.",
 )
+@quiet_option
 @report_options(delivery=False)
 def report(
-    inputs: tuple[Path, ...], output: Path | None, force: bool, report: ReportOptions
+    inputs: tuple[Path, ...],
+    output: Path | None,
+    force: bool,
+    report: ReportOptions,
+    quiet: bool,
 ) -> None:
     """Rebuild reports from saved Nmap XML files or result directories, without rescanning.
 
@@ -58,4 +63,4 @@ def report(
     """
     from flanscan._pipeline import rebuild_reports
 
-    print_outcome(rebuild_reports(inputs, report, output, force=force))
+    print_outcome(rebuild_reports(inputs, report, output, force=force), quiet=quiet)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from flanscan._cli import EXIT_CODES_HELP
-from flanscan._cli._options import print_outcome, report_options, say
+from flanscan._cli._options import print_outcome, quiet_option, report_options, say
 from flanscan._targets import DEFAULT_MAX_HOSTS
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ def _display() -> ProgressSink:
     default=None,
     help="Run id shared by all shards of one run (default: FLAN_RUN_ID, else the start time).",
 )
+@quiet_option
 @report_options(
     delivery=True,
     default_formats=False,
@@ -159,6 +160,7 @@ def scan(
     shard: str | None,
     run_id: str | None,
     report: ReportOptions,
+    quiet: bool,
 ) -> None:
     """Scan TARGETs (addresses, CIDR networks, Nmap-style ranges such as 198.18.0.1-20, or
     hostnames) with Nmap and write a service-centred report.
@@ -180,4 +182,4 @@ def scan(
         vulners=vulners, output_dir=output_dir, output=output, shard=shard, run_id=run_id,
         nmap_args=click.get_current_context().meta.get("flan.nmap_args", ()), report=report,
     )  # fmt: skip
-    print_outcome(scan_run(request, progress=_display(), say=say))
+    print_outcome(scan_run(request, progress=_display(), say=say), quiet=quiet)

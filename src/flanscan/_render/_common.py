@@ -28,6 +28,7 @@ from flanscan._model import (
     Severity,
     Vulnerability,
 )
+from flanscan._remediation import remediation_of
 
 GENERATOR = "Flan Scan"
 
@@ -182,6 +183,11 @@ def service_title(svc: ServiceReport) -> str:
     if not parts:
         parts = [svc.name or "unknown service"]
     return one_line(" ".join(parts))
+
+
+def fix_text(svc: ServiceReport) -> str:
+    """What to upgrade the service to (see `flanscan._remediation`), as one line."""
+    return one_line(remediation_of(svc).text)
 
 
 def location_label(loc: Location) -> str:

@@ -19,6 +19,7 @@ from functools import partial
 from typing import TextIO
 
 from flanscan._model import Location, Report, ServiceFinding, ServiceReport
+from flanscan._remediation import remediation_of
 from flanscan._render import _common as common
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -49,6 +50,7 @@ COLUMNS = (
     "summary",
     "url",
     "evidence",
+    "fix",
 )
 
 
@@ -105,27 +107,34 @@ def _finding_cells(sf: ServiceFinding) -> list[str]:
     ]
 
 
-_EMPTY_FINDING = [""] * (len(COLUMNS) - 8)
+def _fix(svc: ServiceReport) -> list[str]:
+    """The service's remediation, the last cell of each of its rows (empty: nothing to fix)."""
+    remediation = remediation_of(svc)
+    return [neutralise(remediation.text) if remediation.needed else ""]
+
+
+_EMPTY_FINDING = [""] * (len(COLUMNS) - 9)  # all but the location cells and the fix
 
 
 def rows(report: Report) -> Iterator[list[str]]:
     """The CSV rows after the header, in the report's order."""
     for svc in report.services:
+        fix = _fix(svc)
         covered: set[Location] = set()
         for sf in svc.findings:
-            cells = _finding_cells(sf)
+            cells = _finding_cells(sf) + fix
             for loc in sf.locations:
                 covered.add(loc)
                 yield _location_cells(svc, loc) + cells
         # Product-only matches are rows only when the report lists them (--show-product-only).
         for sf in svc.product_only if report.list_product_only else ():
-            cells = _finding_cells(sf)
+            cells = _finding_cells(sf) + fix
             for loc in sf.locations:
                 covered.add(loc)
                 yield _location_cells(svc, loc) + cells
         for loc in svc.locations:
             if loc not in covered:
-                yield [*_location_cells(svc, loc), *_EMPTY_FINDING]
+                yield [*_location_cells(svc, loc), *_EMPTY_FINDING, *fix]
 
 
 class _CellsText:
@@ -153,8 +162,9 @@ def write_csv(report: Report, out: TextIO) -> None:
     rows are those of `rows(report)`."""
     as_text = _CellsText()
     out.write(as_text(list(COLUMNS)) + "\r\n")
-    empty = "," + as_text(_EMPTY_FINDING) + "\r\n"
     for svc in report.services:
+        fix = _fix(svc)
+        empty = "," + as_text(_EMPTY_FINDING + fix) + "\r\n"
         prefix = common.LocationText(partial(_location_text, as_text, svc))
         listed = [*svc.findings, *(svc.product_only if report.list_product_only else ())]
         # id -> (tuple, its locations' cells): the findings of a service share these tuples.
@@ -165,7 +175,7 @@ def write_csv(report: Report, out: TextIO) -> None:
             hit = covered.get(id(sf.locations))
             if hit is None:
                 hit = covered[id(sf.locations)] = (sf.locations, [*map(prefix.one, sf.locations)])
-            row_end = "," + as_text(_finding_cells(sf)) + "\r\n"
+            row_end = "," + as_text(_finding_cells(sf) + fix) + "\r\n"
             # Rows of one finding: each location's cells, then the finding's (one join).
             out.write(row_end.join(hit[1]) + row_end)
         seen = {loc for locs, _ in covered.values() for loc in locs}

@@ -23,6 +23,7 @@ from flanscan._model import (
     ServiceReport,
     VulnDbSummary,
 )
+from flanscan._remediation import Remediation, remediation_of
 from flanscan._render._common import GENERATOR, LocationText, clean, iso_datetime, vuln_url
 
 SCHEMA_ID = "https://flanscan.invalid/schemas/report.schema.json"
@@ -122,6 +123,27 @@ def _finding(sf: ServiceFinding, *, with_locations: bool = True) -> Json:
     }
 
 
+def _remediation(fix: Remediation) -> Json | None:
+    if not fix.needed:
+        return None
+    return {
+        "fixed_version": _s(fix.upgrade_to),
+        "later_than": fix.later_than,
+        "without_fix": _strs(fix.without_fix),
+        "text": clean(fix.text),
+        "distribution": [
+            {
+                "distribution": clean(d.distribution),
+                "release": _s(d.release),
+                "source_package": _s(d.source_package),
+                "fixed_version": clean(d.fixed_version),
+                "vulnerabilities": _strs(d.findings),
+            }
+            for d in fix.distribution
+        ],
+    }
+
+
 def _service(svc: ServiceReport, *, with_findings: bool = True) -> Json:
     worst = svc.worst_severity
     return {
@@ -131,6 +153,7 @@ def _service(svc: ServiceReport, *, with_findings: bool = True) -> Json:
         "extrainfo": _s(svc.extrainfo),
         "cpe": _strs(svc.cpes),
         "worst_severity": worst.label if worst is not None else None,
+        "remediation": _remediation(remediation_of(svc)),
         "locations": [_location(loc) for loc in svc.locations] if with_findings else [],
         "vulnerabilities": [_finding(sf) for sf in svc.findings] if with_findings else [],
         "product_only": [_finding(sf) for sf in svc.product_only] if with_findings else [],

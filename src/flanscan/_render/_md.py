@@ -108,13 +108,15 @@ def _evidence(items: Iterable[tuple[ServiceReport, ServiceFinding]]) -> list[str
 
 def _service_section(where: common.LocationText, svc: ServiceReport) -> Iterator[str]:
     worst = svc.worst_severity
-    yield f"### {escape_md(common.service_title(svc))} ({worst.label if worst else 'none'})"
+    rating = worst.label if worst is not None else "none"
+    yield f"### {escape_md(common.service_title(svc))} ({rating})"
     yield ""
     if svc.extrainfo:
         yield from (escape_md(svc.extrainfo), "")
     if svc.cpes:
         yield from ("CPE: " + ", ".join(escape_md(c) for c in svc.cpes), "")
     yield from (f"Locations ({len(svc.locations)}): {_locations(where, svc.locations)}", "")
+    yield from (f"**Fix:** {escape_md(common.fix_text(svc))}", "")
     for items, intro in (
         (common.confirmed_findings(svc), None),
         (common.unconfirmed_findings(svc), common.UNCONFIRMED_NOTE),

@@ -164,6 +164,7 @@ def _service(where: common.LocationText, svc: ServiceReport) -> Iterator[str]:
         yield r"{\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + r"}\par"
     locations = _locations(where, svc.locations)
     yield rf"\textbf{{Locations ({len(svc.locations)}):}} {{\small {locations}}}\par"
+    yield r"\textbf{Fix:} " + escape_tex(common.fix_text(svc)) + r"\par"
     yield r"\medskip"
     for sf in common.confirmed_findings(svc):
         yield from _finding(where, svc, sf, False)

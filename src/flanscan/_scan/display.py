@@ -6,7 +6,8 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TaskID
+from rich.text import Text
 
 from flanscan._scan.progress import ScanProgress
 
@@ -20,55 +21,71 @@ def _clock(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def describe(progress: ScanProgress) -> str:
-    """One line: hosts done / total, open ports, services, elapsed, ETA."""
-    return (
-        f"{progress.hosts_done}/{progress.hosts_total} hosts, {progress.open_ports} open ports, "
-        f"{progress.services} services, {_clock(progress.elapsed)} elapsed, "
-        f"ETA {_clock(progress.eta)}"
-    )
+# Nmap's own estimate of the time left goes stale between snapshots (a host that stalls gives
+# none for a while): the display counts it down from when it was given, and drops it once it ran
+# out or is older than this, rather than show a number no longer true.
+_ETA_STALE_AFTER = 60.0
+
+
+def describe(progress: ScanProgress, since: float = 0.0) -> str:
+    """Hosts done / total, open ports, services, elapsed, time left: `since` seconds after the
+    snapshot was taken (elapsed counts up, the time left down; no stale ETA)."""
+    parts = [
+        f"{progress.hosts_done}/{progress.hosts_total} hosts",
+        f"{progress.open_ports} open",
+        f"{progress.services} svc",
+        _clock(progress.elapsed + since),
+    ]
+    if progress.eta is not None and not progress.finished and since <= _ETA_STALE_AFTER:
+        left = progress.eta - since
+        if left > 0:
+            parts.append(f"ETA {_clock(left)}")
+    return ", ".join(parts)
+
+
+def progress_line(progress: ScanProgress, since: float = 0.0, width: int = 78) -> str:
+    """`phase: counts`, at most `width` columns: the phase is shortened to fit, never the
+    counts (78: an 80-column terminal less the spinner)."""
+    counts = describe(progress, since)
+    room = width - len(counts) - 2
+    phase = progress.phase
+    if len(phase) > room:
+        phase = phase[: max(room - 1, 0)] + "…" if room > 1 else ""
+    line = f"{phase}: {counts}" if phase else counts
+    return line[:width]
+
+
+class _LineColumn(ProgressColumn):
+    """The whole progress text, made when the line is drawn (not when the snapshot came)."""
+
+    def render(self, task: Task) -> Text:
+        snapshot: ScanProgress = task.fields["snapshot"]
+        since = time.monotonic() - float(task.fields["at"])
+        return Text(progress_line(snapshot, since))
 
 
 class LiveDisplay:
-    """A rich progress bar driven by the engine's snapshots (for a terminal)."""
+    """A one-line live display driven by the engine's snapshots (for a terminal): a spinner and
+    `progress_line`, which fits an 80-column terminal."""
 
     def __init__(self, console: Console) -> None:
         self._console = console
         self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} hosts"),
-            TextColumn("· {task.fields[ports]} open ports · {task.fields[services]} services"),
-            TextColumn("· {task.fields[elapsed]} elapsed · ETA {task.fields[eta]}"),
-            console=console,
-            transient=False,
+            SpinnerColumn(), _LineColumn(), console=console, transient=False, expand=False
         )
         self._task: TaskID | None = None
-
-    def _fields(self, p: ScanProgress) -> dict[str, Any]:
-        return {
-            "ports": p.open_ports,
-            "services": p.services,
-            "elapsed": _clock(p.elapsed),
-            "eta": _clock(p.eta),
-        }
 
     def note(self, message: str) -> None:
         self._console.print(f"[yellow]note:[/] {message}", highlight=False, markup=True)
 
     def update(self, progress: ScanProgress) -> None:
+        fields: dict[str, Any] = {"snapshot": progress, "at": time.monotonic()}
         if self._task is None:
             self._progress.start()
             self._task = self._progress.add_task(
-                progress.phase, total=max(progress.hosts_total, 1), **self._fields(progress)
+                progress.phase, total=max(progress.hosts_total, 1), **fields
             )
-        self._progress.update(
-            self._task,
-            description=progress.phase,
-            completed=progress.hosts_done,
-            **self._fields(progress),
-        )
+        self._progress.update(self._task, completed=progress.hosts_done, **fields)
 
     def close(self, progress: ScanProgress) -> None:
         self.update(progress)
@@ -95,10 +112,10 @@ class PlainDisplay:
         if progress.phase != self._phase:
             self._phase = progress.phase
             self._last = now
-            self._say(f"{progress.phase}: {describe(progress)}")
+            self._say(progress_line(progress, width=74))
         elif now - self._last >= self._heartbeat:
             self._last = now
-            self._say(f"{progress.phase}: {describe(progress)}")
+            self._say(progress_line(progress, width=74))
 
     def close(self, progress: ScanProgress) -> None:
-        self._say(f"scan {progress.phase}: {describe(progress)}")
+        self._say(f"scan {progress.phase}: {describe(progress)}")  # the last line: no ETA
