@@ -129,3 +129,20 @@ def test_write_atomic_replaces_a_symlink_instead_of_writing_through_it(tmp_path:
     write_atomic(link, "{}\n")
     assert victim.read_text() == "precious\n"
     assert not link.is_symlink() and link.read_text() == "{}\n"
+
+
+def test_scan_does_not_follow_a_symlink_planted_in_its_run_directory(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "logs").mkdir(parents=True)
+    (run / "targets").mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run / "logs" / "scan-01.log").symlink_to(victim)
+    (run / "targets" / "exclude.txt").symlink_to(victim)
+    result = _flan(["scan", "127.0.0.1", "--no-db", "-f", "json", "--exclude", "127.0.0.2",
+                    "--output-dir", str(run), "--", "-p", "1"], tmp_path)  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr
+    assert victim.read_text() == "precious\n"
+    # The worker whose log name was planted fails by name (exit 3); nothing was written through.
+    assert result.returncode == 3 and "scan-01" in result.stderr, result.stderr
+    assert not (run / "targets" / "exclude.txt").is_symlink()

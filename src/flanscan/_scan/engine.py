@@ -33,7 +33,7 @@ from flanscan._records import (
     WorkerState,
     write_record,
 )
-from flanscan._safefile import check_dir_target
+from flanscan._safefile import check_dir_target, write_atomic
 from flanscan._scan import nmapout
 from flanscan._scan.jobs import (
     Job,
@@ -211,8 +211,7 @@ class _Plan:
         if len(chunk_targets) <= INLINE_TARGETS:
             return list(chunk_targets)
         path = Path("targets") / f"{name}.txt"
-        (self.run_dir / path).parent.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / path).write_text("".join(f"{t}\n" for t in chunk_targets))
+        write_atomic(self.run_dir / path, "".join(f"{t}\n" for t in chunk_targets))
         return ["-iL", str(path)]
 
     def _tail(self, name: str) -> list[str]:
@@ -725,9 +724,8 @@ def run_scan(options: ScanOptions, progress: ProgressSink | None = None) -> Scan
     except OSError as exc:
         raise EnvironmentProblem(f"{run_dir}: cannot create the output directory ({exc})") from None
     if options.excludes:
-        (run_dir / "targets").mkdir(exist_ok=True)
-        (run_dir / "targets" / "exclude.txt").write_text(
-            "".join(f"{s.text}\n" for s in options.excludes)
+        write_atomic(
+            run_dir / "targets" / "exclude.txt", "".join(f"{s.text}\n" for s in options.excludes)
         )
     run = _Run(options, plan, nmap, version, sink)
     for note in plan.notes:

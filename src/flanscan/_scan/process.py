@@ -86,11 +86,32 @@ class NmapProcess:
         self._lines = lines
         self._popen: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        self._log_fd = -1
 
     def start(self) -> None:
         """Start Nmap; raises OSError if it cannot be executed."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._popen = subprocess.Popen(
+        # Opened here (an error is the caller's), O_NOFOLLOW: a symlink planted at the log's
+        # name is refused, not written through.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        self._log_fd = os.open(self.log_path, flags, 0o644)
+        try:
+            self._popen = self._spawn()
+        except BaseException:
+            os.close(self._log_fd)
+            raise
+        self.started_at = time.monotonic()
+        if self.nice:
+            # Lower priority for bulk work (all-ports discovery) so that latency-bound service
+            # probes get the CPU first; failing to lower it is harmless.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._popen.pid, self.nice)
+        self._reader = threading.Thread(target=self._read, name=f"nmap-{self._popen.pid}")
+        self._reader.daemon = True
+        self._reader.start()
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
             self.argv,
             cwd=self.cwd,
             env=self.env,
@@ -105,19 +126,10 @@ class NmapProcess:
             process_group=0,
             preexec_fn=_die_with_parent(os.getpid()),
         )
-        self.started_at = time.monotonic()
-        if self.nice:
-            # Lower priority for bulk work (all-ports discovery) so that latency-bound service
-            # probes get the CPU first; failing to lower it is harmless.
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, self._popen.pid, self.nice)
-        self._reader = threading.Thread(target=self._read, name=f"nmap-{self._popen.pid}")
-        self._reader.daemon = True
-        self._reader.start()
 
     def _read(self) -> None:
         assert self._popen is not None and self._popen.stdout is not None
-        with self.log_path.open("w", encoding="utf-8", errors="replace") as log:
+        with open(self._log_fd, "w", encoding="utf-8", errors="replace") as log:
             for line in self._popen.stdout:
                 log.write(line)
                 log.flush()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flanscan._errors import VulnDbError
+from flanscan._safefile import open_append_nofollow
 from flanscan._vulndb._affected import refresh_description_index
 from flanscan._vulndb._files import probe_file
 from flanscan._vulndb._paths import download_dir, lock_path, new_db_path
@@ -54,7 +55,7 @@ def db_lock(db_path: Path) -> Iterator[None]:
     """Exclusive lock so that two updates/imports of the same database never collide."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_path(db_path)
-    with lock.open("a") as fh:
+    with open_append_nofollow(lock) as fh:  # a symlink planted at the lock's name is refused
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
