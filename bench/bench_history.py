@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
 from flanscan._history import diff_reports, diff_runs, open_history  # noqa: E402
+from flanscan._history._diff import diff_rows  # noqa: E402
 from flanscan._model import Report  # noqa: E402
 from testlab.synthetic import fleet_ports, make_report  # noqa: E402
 
@@ -71,6 +72,16 @@ def bench_backend(
     total = sum(s for label, s in results[-3:])
     results.append((f"{name}: record both + diff", total))
     print(f"{name + ': record both + diff':<44} {total:7.2f} s  ({len(changes.items)} changes)")
+    # The same diff the way it was done before issue 14 (every row read back, compared in
+    # Python), in the same run on the same store, for the ratio.
+    with open_history(url) as store:
+        t0, c0 = time.perf_counter(), time.process_time()
+        plain = diff_rows(store.load_rows(old_id), store.load_rows(new_id))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert plain == changes
+    ratio = results[-2][1] / wall
+    print(f"{name + ': diff reading every row (before)':<44} {wall:7.2f} s (CPU {cpu:6.2f} s)"
+          f"  ratio SQL diff / before {ratio:.2f}")  # fmt: skip
 
 
 @contextlib.contextmanager
