@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from test_sarif_cyclonedx import validate_cyclonedx, validate_sarif
 
 from flanscan._match.versions import compare_versions, upstream_version
 from flanscan._vulndb import import_paths
@@ -26,7 +27,7 @@ from testlab import Lab
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "src" / "flanscan" / "schemas" / "report.schema.json"
-FORMATS = ("json", "html", "md", "csv", "tex", "pdf")
+FORMATS = ("json", "html", "md", "csv", "tex", "pdf", "sarif", "cyclonedx")
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +133,22 @@ def test_terminal_summary_and_remediation_of_the_lab(
     ssh = next(s for s in vulnerable if s["product"] == "OpenSSH")
     # The lab's OpenSSH 9.2p1: the NVD sample's ranges end past it (e.g. `< 9.6`, `< 9.8`).
     assert compare_versions("9.2p1", ssh["remediation"]["fixed_version"]) == -1
+
+
+def test_sarif_and_cyclonedx_of_the_lab_are_valid(lab_run: tuple[Path, dict[str, Any]]) -> None:
+    run, report = lab_run
+    log = json.loads((run / "report.sarif").read_text())
+    validate_sarif(log)
+    located = {(cve, f"{a}:{p}/tcp") for cve, a, p in _open_findings(report)}
+    results = {
+        (r["ruleId"], r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"])
+        for r in log["runs"][0]["results"]
+        if "suppressions" not in r
+    }
+    assert results == located
+    bom = json.loads((run / "report.cdx.json").read_text())
+    validate_cyclonedx(bom)
+    assert len(bom["components"]) == len(report["services"])
 
 
 class _Html(html.parser.HTMLParser):

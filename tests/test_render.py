@@ -431,7 +431,7 @@ def open_findings(report: Report) -> list[tuple[ServiceReport, ServiceFinding]]:
 
 
 def test_formats_and_unknown_format() -> None:
-    assert FORMATS == ("json", "html", "md", "csv", "tex", "pdf")
+    assert FORMATS == ("json", "html", "md", "csv", "tex", "pdf", "sarif", "cyclonedx")
     with pytest.raises(UsageError, match="unknown report format 'docx'"):
         render(sample_report(), "docx")
 

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from flanscan._errors import (
     FlanError,
@@ -331,16 +331,60 @@ def report(paths: Sequence[str | Path], options: ReportOptions | None = None) ->
     return report_from_xml(inputs, options or ReportOptions(), scan=scan)
 
 
+STDOUT = Path("-")  # `-o -`: the report goes to standard output
+DEFAULT_FORMATS = ("html", "json")
+
+
+def output_formats(formats: Sequence[str], out: Path | None) -> tuple[str, ...]:
+    """The formats `flan report` writes: those asked for (default html and json), or, without
+    --format, the one `out`'s file name extension names. `-o -` takes exactly one; a file name
+    whose extension names another format than the one asked for is refused."""
+    from flanscan._render import EXTENSIONS, format_of_path
+
+    chosen = tuple(dict.fromkeys(formats))
+    if out == STDOUT:
+        if len(chosen) != 1:
+            raise UsageError(
+                "-o - writes one report to standard output: give exactly one --format "
+                "(e.g. -f sarif)"
+            )
+        return chosen
+    named = format_of_path(out.name) if out is not None else None
+    if named is None:
+        return chosen or DEFAULT_FORMATS
+    if not chosen:
+        return (named,)
+    if len(chosen) > 1:
+        raise UsageError(
+            f"{out}: a file name holds one report, but {len(chosen)} formats were asked for: "
+            "give a directory to -o, or one --format"
+        )
+    if chosen[0] != named:
+        raise UsageError(
+            f"{out}: the extension says {named}, but --format {chosen[0]} was asked for: "
+            f"name the file *.{EXTENSIONS[chosen[0]]}, or drop --format"
+        )
+    return chosen
+
+
 def rebuild_reports(
-    inputs: Sequence[Path], options: ReportOptions, out: Path | None, *, force: bool = False
+    inputs: Sequence[Path],
+    options: ReportOptions,
+    out: Path | None,
+    *,
+    force: bool = False,
+    stdout: IO[bytes] | None = None,
 ) -> RunOutcome:
     """`flan report`: reports rebuilt from saved XML files or result directories into `out`
-    (None: the run directory given, else the current one). A `flan scan` run directory is
+    (None: the run directory given, else the current one; `-` (STDOUT): the `stdout` stream,
+    one format). A `flan scan` run directory is
     rebuilt with what its run.json recorded (rules, database, history, thresholds) for every
     option not given; its own reports are never replaced without `force` (without `out`, the
     rebuild goes to its rebuilt/ directory)."""
     from flanscan._records import RUN_FILE, RecordError, RunRecord
 
+    formats = output_formats(options.formats, out)
+    options = dataclasses.replace(options, formats=formats)
     run_dir = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else None
     messages: list[str] = []
     if run_dir is not None and (run_dir / RUN_FILE).is_file():
@@ -354,14 +398,24 @@ def rebuild_reports(
         else:
             if recorded is not None:
                 options = options_for_rebuild(options, recorded)
-    out = _rebuild_target(run_dir, options.formats, out, force, messages)
+    if out != STDOUT:
+        out = _rebuild_target(run_dir, options.formats, out, force, messages)
     check_gate(options)
     built = report(inputs, options)
     built = _changes_from_history(built, options, messages)
     outcome = RunOutcome(messages=[*messages, *(f"warning: {w}" for w in built.scan.warnings)])
     if built.vulndb_note:
         outcome.messages.append(vulndb_message(built))
-    outcome.report_paths = write_reports(built, options.formats, out)
+    if out == STDOUT:
+        from flanscan._render import write_report
+
+        if stdout is None:
+            raise UsageError("-o -: no standard output to write the report to")
+        write_report(built, options.formats[0], stdout)
+        stdout.flush()
+        outcome.report_on_stdout = True
+    else:
+        outcome.report_paths = write_reports(built, options.formats, out)
     outcome.report = built
     if fail_on_reached(built, options.fail_on):
         outcome.earn(ExitStatus.FINDINGS)
@@ -422,7 +476,9 @@ def report_paths(formats: Sequence[str], out: Path) -> list[Path]:
     """The file each format goes to (see `write_reports`)."""
     if len(formats) == 1 and out.suffix:
         return [out]
-    return [out / f"report.{fmt}" for fmt in formats]
+    from flanscan._render import EXTENSIONS
+
+    return [out / f"report.{EXTENSIONS.get(fmt, fmt)}" for fmt in formats]
 
 
 def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Path]:

@@ -73,6 +73,7 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     run_id: str | None = None  # the history's id of the recorded run
     report: Report | None = None  # the report as written (for the terminal summary)
+    report_on_stdout: bool = False  # the report itself went to stdout (`-o -`)
 
     def earn(self, status: ExitStatus, error: str | None = None) -> None:
         """Add a status (the one that wins by PRECEDENCE stays) and the error behind it."""

@@ -250,7 +250,8 @@ def print_outcome(
     if outcome.report is not None and not quiet:
         from flanscan._summary import render_summary
 
-        click.echo(render_summary(outcome.report), nl=False)
+        # stderr when stdout carries the report itself (`-o -`)
+        click.echo(render_summary(outcome.report), nl=False, err=outcome.report_on_stdout)
     paths = outcome.report_paths
     for path in paths[1:] + paths[:1]:
         click.echo(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 Examples:
   flan report flan-results/20260101T000000Z/
   flan report scan-a.xml scan-b.xml --format md --format csv -o out/
-  flan report run/xml/ --format pdf -o report.pdf
+  flan report run/xml/ -o report.pdf
+  flan report flan-results/20260101T000000Z/ -f sarif -o - > flan.sarif
+  flan report flan-results/20260101T000000Z/ -o vex.cdx.json
 """
 )
 @click.argument(
@@ -33,9 +36,11 @@ Examples:
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Directory for report.<ext> files, or a file name when one format is asked for "
-    "(default: the run directory given, or its rebuilt/ when it holds the scan's own reports; "
-    "else the current directory).",
+    help="Directory for report.<ext> files; or a file name, whose extension gives the format "
+    "when --format is not given (report.html, flan.sarif, vex.cdx.json; another --format is "
+    "refused); or - for standard output (one --format; the summary goes to stderr). Default: "
+    "the run directory given, or its rebuilt/ when it holds the scan's own reports; else the "
+    "current directory.",
 )
 @click.option(
     "--force",
@@ -43,7 +48,7 @@ Examples:
     help="Replace the scan's own reports when -o names its run directory.",
 )
 @quiet_option
-@report_options(delivery=False)
+@report_options(delivery=False, default_formats=False)
 def report(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -63,4 +68,5 @@ def report(
     """
     from flanscan._pipeline import rebuild_reports
 
-    print_outcome(rebuild_reports(inputs, report, output, force=force), quiet=quiet)
+    stdout = sys.stdout.buffer  # for -o -
+    print_outcome(rebuild_reports(inputs, report, output, force=force, stdout=stdout), quiet=quiet)

@@ -16,7 +16,7 @@ from typing import IO, cast
 from flanscan._errors import UsageError
 from flanscan._model import Report
 
-FORMATS = ("json", "html", "md", "csv", "tex", "pdf")
+FORMATS = ("json", "html", "md", "csv", "tex", "pdf", "sarif", "cyclonedx")
 
 # format -> (module, function); imported on first use so that WeasyPrint is only loaded for PDF.
 _RENDERERS: dict[str, tuple[str, str]] = {
@@ -26,6 +26,8 @@ _RENDERERS: dict[str, tuple[str, str]] = {
     "csv": ("flanscan._render._csv", "render_csv"),
     "tex": ("flanscan._render._tex", "render_tex"),
     "pdf": ("flanscan._render._pdf", "render_pdf"),
+    "sarif": ("flanscan._render._sarif", "render_sarif"),
+    "cyclonedx": ("flanscan._render._cyclonedx", "render_cyclonedx"),
 }
 
 # format -> (module, function writing text to a stream): the text formats, which run to
@@ -38,7 +40,18 @@ _WRITERS: dict[str, tuple[str, str]] = {
     "tex": ("flanscan._render._tex", "write_tex"),
 }
 
-EXTENSIONS = {fmt: fmt for fmt in FORMATS}
+# format -> file name extension (CycloneDX's own convention for JSON BOMs is `.cdx.json`)
+EXTENSIONS = {**{fmt: fmt for fmt in FORMATS}, "cyclonedx": "cdx.json"}
+
+
+def format_of_path(path: str) -> str | None:
+    """The format a file name's extension names (`report.cdx.json` -> cyclonedx,
+    `out.sarif` -> sarif), or None when it names none."""
+    name = path.lower()
+    for fmt, ext in sorted(EXTENSIONS.items(), key=lambda item: -len(item[1])):
+        if name.endswith(f".{ext}"):
+            return fmt
+    return None
 
 
 def _function(table: dict[str, tuple[str, str]], fmt: str) -> Callable[..., object]:
@@ -75,4 +88,4 @@ def write_report(report: Report, fmt: str, out: IO[bytes]) -> None:
         text.detach()  # the caller owns `out`
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "render", "write_report"]
+__all__ = ["EXTENSIONS", "FORMATS", "format_of_path", "render", "write_report"]
