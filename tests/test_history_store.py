@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,7 +155,7 @@ def test_missing_history_is_reported_not_created(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no history at"):
         open_history(path, create=False)
     assert not path.exists()
-    assert default_history_path(tmp_path / "flan-results") == path
+    assert default_history_path().parent.parent == Path(os.environ["XDG_DATA_HOME"])
 
 
 def test_sqlite_file_is_a_plain_sqlite_database(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 import test_storage_servers as servers
 from test_storage_servers import CloudEnv
 
-from flanscan._history import open_history
+from flanscan._history import default_history, open_history
 
 # The storage servers' fixtures (pytest finds fixtures by module attribute).
 s3, gcs, cloud = servers.s3, servers.gcs, servers.cloud
@@ -117,7 +117,7 @@ def test_merge_complete_run_one_report_one_history_entry(
         for loc in svc["locations"]
     )
     assert locations == expected
-    store = open_history(tmp_path / "runs" / "history.sqlite3", create=False)
+    store = open_history(default_history(), create=False)
     try:
         runs = store.runs()
     finally:

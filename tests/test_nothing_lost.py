@@ -103,10 +103,14 @@ def test_local_output_keeps_files_this_run_did_not_write(tmp_path: Path) -> None
     assert not any("keep" in k for k in manifest["keys"])
 
 
-def test_history_failure_after_a_scan_keeps_reports_and_done_json(tmp_path: Path) -> None:
+def test_history_failure_after_a_scan_keeps_reports_and_done_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()
-    _corrupt_sqlite(runs / "history.sqlite3")  # the default store beside the run: not prechecked
+    # The default store (FLAN_HISTORY, not --history): not prechecked.
+    _corrupt_sqlite(runs / "history.sqlite3")
+    monkeypatch.setenv("FLAN_HISTORY", str(runs / "history.sqlite3"))
     store = tmp_path / "store"
     result = _flan(["scan", "--output", str(store), "--output-dir", str(runs / "r1"),
                     "--run-id", "r1", *QUICK], tmp_path)  # fmt: skip

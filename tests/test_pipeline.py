@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -115,7 +116,7 @@ def test_report_run_writes_formats_records_history_and_diffs(
     options = ReportOptions(formats=("json", "md"), db_path=sample_db, fail_on="medium")
     first = report_run(results / "run-1", None, options)
     assert [p.name for p in first.report_paths] == ["report.json", "report.md"]
-    assert (results / "history.sqlite3").exists()
+    assert (Path(os.environ["XDG_DATA_HOME"]) / "flanscan" / "history.sqlite3").exists()
     assert first.exit_code == 1  # the lab has medium-or-worse open findings
     first_json = json.loads((results / "run-1" / "report.json").read_text())
     assert first_json["changes"] is None  # nothing earlier to compare with

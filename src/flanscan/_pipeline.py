@@ -495,8 +495,11 @@ def write_reports(report: Report, formats: Sequence[str], out: Path) -> list[Pat
 
 
 def history_location(options: ReportOptions, out: Path) -> str:
-    """The history a run in `out` is recorded in: --history, else history.sqlite3 beside it."""
-    return options.history or str(out.parent / "history.sqlite3")
+    """The history a run in `out` is recorded in: --history, else FLAN_HISTORY, else
+    history.sqlite3 in the user data directory (never relative to `out` or the cwd)."""
+    from flanscan._history import default_history
+
+    return options.history or default_history()
 
 
 def report_inputs(options: ReportOptions, out: Path) -> ReportInputs:
@@ -621,7 +624,7 @@ def finish_report(
     source: str,
 ) -> Report:
     """Everything after the report is built, shared by a scan and a merge of shards: record it
-    in the history (default store: history.sqlite3 beside `out`) with the changes since the
+    in the history (`history_location`) with the changes since the
     previous run of the same targets, write each format into `out`, send alerts, and set the
     exit code for --fail-on. Fills `outcome` and returns the report as written."""
     if report.vulndb_note:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from flanscan._errors import FlanError
+from flanscan._errors import FlanError, UsageError
 from flanscan._secrets import mask_text
 from flanscan._status import ExitStatus, exit_codes_help
 
@@ -47,6 +47,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _name_envvars(command_name: str, command: click.Command) -> None:
+    """Every option of a command reads FLAN_<COMMAND>_<OPTION>, named after its long name
+    (FLAN_SCAN_PORTS, FLAN_REPORT_FORMAT), shown in --help; an option with its own documented
+    variable (the history command's FLAN_HISTORY) keeps it."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar or param.hidden:
+            continue
+        longs = [o for o in param.opts if o.startswith("--")]
+        if not longs or longs[0] in ("--help", "--version"):
+            continue
+        suffix = longs[0][2:].replace("-", "_").upper()
+        param.envvar = f"FLAN_{command_name.upper()}_{suffix}"
+        param.show_envvar = True
+
+
 def _short_help(text: str, limit: int) -> str:
     # click's own truncation, through a stand-in command carrying the same help text.
     return click.Command(None, help=text).get_short_help_str(limit)
@@ -65,7 +80,34 @@ class LazyGroup(click.Group):
         module_name, attr = target[0].split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
+        self._apply_config(ctx, cmd_name, command)
         return command
+
+    def _apply_config(self, ctx: click.Context, name: str, command: click.Command) -> None:
+        """flan.toml's values for this command become its defaults (below the command line and
+        the environment; see _config.py)."""
+        from flanscan._config import command_defaults, load_config, sections
+
+        if "flan.config" not in ctx.meta:
+            ctx.meta["flan.config"] = load_config()
+            for section in sections(ctx.meta["flan.config"]):
+                files = {s.file for s in ctx.meta["flan.config"][section].values()}
+                where = ", ".join(sorted(str(f) for f in files))
+                if section not in COMMANDS or section == "db":
+                    raise UsageError(f"{where}: [{section}]: not a command whose options it sets")
+        if isinstance(command, click.Group):
+            return
+        _name_envvars(name, command)
+        options = {
+            opt[2:]: (param.name or "", isinstance(param.type, click.Path))
+            for param in command.params
+            if isinstance(param, click.Option)
+            for opt in param.opts
+            if opt.startswith("--")
+        }
+        defaults = command_defaults(ctx.meta["flan.config"], name, options)
+        if defaults:
+            ctx.default_map = {**(ctx.default_map or {}), name: defaults}
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of `flan --help` from COMMANDS, without importing any command
@@ -99,4 +141,8 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli(prog_name="flan")
+    # Every option also reads FLAN_<COMMAND>_<OPTION> (click's auto_envvar_prefix), e.g.
+    # FLAN_SCAN_PORTS; none of these names is one of the documented FLAN_DB, FLAN_HISTORY,
+    # FLAN_RUN_ID or FLAN_SHARD_COUNT (no command is called run or shard; the db group and the
+    # history command take their names only as prefixes: FLAN_DB_UPDATE_..., FLAN_HISTORY_...).
+    cli(prog_name="flan", auto_envvar_prefix="FLAN")

@@ -25,6 +25,9 @@ from flanscan._status import RunOutcome
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_FORMATS = ("html", "json")
+HISTORY_DEFAULT = (
+    "FLAN_HISTORY, else history.sqlite3 in the user data directory, ~/.local/share/flanscan/"
+)
 SEVERITIES = ("low", "medium", "high", "critical")
 
 

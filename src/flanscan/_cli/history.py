@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from flanscan._model import Report
 
 HISTORY_HELP = (
-    "History file or postgresql:// URL (default: FLAN_HISTORY, else flan-results/history.sqlite3)."
+    "History file or postgresql:// URL (default: FLAN_HISTORY, else history.sqlite3 in the "
+    "user data directory, ~/.local/share/flanscan/)."
 )
 
 
@@ -45,9 +46,9 @@ def _format_option(f: Any) -> Any:
 
 
 def _open(history_url: str | None, *, create: bool) -> HistoryStore:
-    from flanscan._history import default_history_path, open_history
+    from flanscan._history import default_history, open_history
 
-    return open_history(history_url or default_history_path(), create=create)
+    return open_history(history_url or default_history(), create=create)
 
 
 def _report(

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 import click
 
 from flanscan._cli import EXIT_CODES_HELP
-from flanscan._cli._options import print_outcome, quiet_option, report_options, say
+from flanscan._cli._options import (
+    HISTORY_DEFAULT,
+    print_outcome,
+    quiet_option,
+    report_options,
+    say,
+)
 
 if TYPE_CHECKING:
     from flanscan._pipeline import ReportOptions
@@ -42,9 +48,7 @@ Examples:
     "then merge what is there.",
 )
 @quiet_option
-@report_options(
-    delivery=True, no_history=True, history="history.sqlite3 beside the merged run directory"
-)
+@report_options(delivery=True, no_history=True, history=HISTORY_DEFAULT)
 def merge(
     source: str, output: Path | None, wait: float, report: ReportOptions, quiet: bool
 ) -> None:

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from flanscan._cli import EXIT_CODES_HELP
-from flanscan._cli._options import print_outcome, quiet_option, report_options, say
+from flanscan._cli._options import (
+    HISTORY_DEFAULT,
+    print_outcome,
+    quiet_option,
+    report_options,
+    say,
+)
 from flanscan._targets import DEFAULT_MAX_HOSTS
 
 if TYPE_CHECKING:
@@ -144,7 +150,7 @@ def _display() -> ProgressSink:
     delivery=True,
     default_formats=False,
     suppressions="flan-suppressions.yaml beside the -iL targets file, when it exists",
-    history="history.sqlite3 next to the run directories",
+    history=HISTORY_DEFAULT,
 )
 def scan(
     targets: tuple[str, ...],

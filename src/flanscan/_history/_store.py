@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,9 +79,22 @@ _OLD_OPEN_ON_HOSTS_NOT_UP = (
 )
 
 
-def default_history_path(results_dir: str | Path = "flan-results") -> Path:
-    """Where the default SQLite history lives: `<results dir>/history.sqlite3`, next to the runs."""
-    return Path(results_dir) / HISTORY_FILE_NAME
+ENV_HISTORY = "FLAN_HISTORY"
+
+
+def default_history_path() -> Path:
+    """The default SQLite history: `history.sqlite3` in the user's data directory (XDG:
+    `$XDG_DATA_HOME/flanscan/`, else `~/.local/share/flanscan/`), whatever the working
+    directory or --output-dir: every command finds the same runs."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("flanscan")) / HISTORY_FILE_NAME
+
+
+def default_history() -> str:
+    """The history every command uses without --history: `$FLAN_HISTORY` (a path or a
+    postgresql:// URL) if set, else `default_history_path()`."""
+    return os.environ.get(ENV_HISTORY) or str(default_history_path())
 
 
 @dataclass(frozen=True)
