@@ -110,10 +110,9 @@ def stale_note(db: VulnDb, max_age: int) -> str | None:
 
 
 def vulndb_message(report: Report) -> str:
-    """The report's note on its vulnerability data, as a line for the user (stale data is a
-    warning)."""
-    stale = report.vulndb is not None and report.vulndb.stale
-    return f"{'warning: ' if stale else ''}{report.vulndb_note}"
+    """The report's note on its vulnerability data, as a line for the user: with a database,
+    a note is a warning (stale data, missing tracker data)."""
+    return f"{'warning: ' if report.vulndb is not None else ''}{report.vulndb_note}"
 
 
 def check_gate(options: ReportOptions) -> None:
@@ -174,18 +173,22 @@ def make_analyzer(
     suppressions: SuppressionSet | None,
     min_confidence: str = "medium",
     min_severity: str | None = None,
+    untracked: set[tuple[str, str]] | None = None,
 ) -> Analyzer:
     """The per-service analysis: match, vulners results, distribution data, exceptions.
 
     Findings whose source confidence is below `min_confidence`, or whose (known) severity is
     below `min_severity`, are dropped here, so that no report, alert, history record or
-    --fail-on check counts them.
+    --fail-on check counts them. Distribution builds (distribution, release) whose tracker
+    data the database lacks are added to `untracked`.
     """
     from flanscan._distro import DistributionMemo, tracker_for
+    from flanscan._distro._banner import TRACKED
     from flanscan._match import match_service
     from flanscan._vulners import findings_from_vulners
 
-    distribution = DistributionMemo(tracker_for(db) if db is not None else None)
+    tracker = tracker_for(db) if db is not None else None
+    distribution = DistributionMemo(tracker)
     floor = SourceConfidence(min_confidence).rank
     least = Severity.from_label(min_severity) if min_severity else None
 
@@ -216,6 +219,15 @@ def make_analyzer(
             known = {f.id for f in findings}
             findings.extend(f for f in findings_from_vulners(service) if f.id not in known)
         findings = distribution(host, service, findings)
+        if untracked is not None:
+            for f in findings:
+                ev = f.distribution
+                if ev is None or ev.tracker is not None or ev.release is None:
+                    continue
+                if ev.distribution in TRACKED and not (
+                    tracker is not None and tracker.covers(ev.distribution, ev.release)
+                ):
+                    untracked.add((ev.distribution, ev.release))
         if least is not None:
             findings = [
                 f for f in findings if f.severity == Severity.UNKNOWN or f.severity >= least
@@ -296,6 +308,7 @@ def report_from_xml(
     db, note = open_vulndb(options)
     if db is not None:
         note = stale_note(db, options.max_db_age)
+    untracked: set[tuple[str, str]] = set()
     suppressions = None
     if options.suppressions is not None:
         from flanscan._suppress import load_suppressions
@@ -305,7 +318,9 @@ def report_from_xml(
         report = report_from_files(
             paths,
             scan=scan,
-            analyze=make_analyzer(db, suppressions, options.min_confidence, options.min_severity),
+            analyze=make_analyzer(
+                db, suppressions, options.min_confidence, options.min_severity, untracked
+            ),
             vulndb=dataclasses.replace(db.summary(), max_age_days=options.max_db_age)
             if db is not None
             else None,
@@ -315,6 +330,18 @@ def report_from_xml(
     finally:
         if db is not None:
             db.close()
+    if untracked:
+        builds = ", ".join(f"{d} {r}" for d, r in sorted(untracked))
+        missing = (
+            f"distribution builds ({builds}) were found, but the database has no tracker data "
+            "for them: their findings stay unconfirmed; run `flan db update`, or offline "
+            "`flan db import` the Debian and Ubuntu files (README: Air-gapped networks)"
+        )
+        report = dataclasses.replace(
+            report,
+            notes=(*report.notes, missing),
+            vulndb_note="; ".join(n for n in (report.vulndb_note, missing) if n),
+        )
     if suppressions is not None:
         # Only after every finding went through the rules can a rule be called unused.
         report = dataclasses.replace(report, notes=(*report.notes, *suppressions.notes()))

@@ -133,6 +133,14 @@ def db() -> None:
     type=click.Choice(list(REGISTRY)),
     help="Update only this source (repeatable); the others keep their data.",
 )
+@click.option(
+    "--download-only",
+    metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Only download every source's files into DIR (no database is touched), to copy to "
+    "an air-gapped machine and load there with `flan db import DIR`.",
+)
 def update(
     db_path: Path | None,
     nvd_url: str | None,
@@ -140,6 +148,7 @@ def update(
     epss_url: str | None,
     timeout: float,
     only: tuple[str, ...],
+    download_only: Path | None,
 ) -> None:
     """Download what changed in the feeds and swap in an updated database.
 
@@ -153,6 +162,20 @@ def update(
 
     path = resolve_db_path(db_path)
     urls = {k: v for k, v in (("nvd", nvd_url), ("kev", kev_url), ("epss", epss_url)) if v}
+    if download_only is not None:
+        from flanscan._vulndb._build import download_feeds
+
+        with RichProgress(Console(stderr=True)) as progress:
+            files = download_feeds(download_only, urls=urls, only=only or None,
+                                   progress=progress, timeout=timeout)  # fmt: skip
+        for file in files:
+            click.echo(str(file))
+        click.echo(
+            f"downloaded {len(files)} file(s) into {download_only}: copy the directory, then "
+            f"run `flan db import {download_only}` there",
+            err=True,
+        )
+        return
     with RichProgress(Console(stderr=True)) as progress:
         result = update_db(path, urls=urls, only=only or None, progress=progress, timeout=timeout)
     _report_build(result, "updated")

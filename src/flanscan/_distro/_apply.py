@@ -171,7 +171,8 @@ def _decide(
     if tracker is None or not tracker.covers(build.distribution, build.release):
         note = (
             f"{where} build: no {build.distribution} tracker data for {build.release} in the "
-            "database (`flan db update` downloads it); the CVE may be fixed by a backport"
+            "database (`flan db update` downloads it; offline, `flan db import` its files); "
+            "the CVE may be fixed by a backport"
         )
         return base, _evidence(ctx, None, note)
     entry = tracker.entry(build.distribution, build.release, build.source_package, finding.id)

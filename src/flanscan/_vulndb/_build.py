@@ -345,6 +345,41 @@ def update_db(
     )
 
 
+def download_feeds(
+    dest: Path,
+    *,
+    urls: dict[str, str] | None = None,
+    only: Sequence[str] | None = None,
+    progress: Progress = NULL_PROGRESS,
+    timeout: float = 60.0,
+) -> list[Path]:
+    """`flan db update --download-only DIR`: every file a full build imports, downloaded into
+    `dest` for `flan db import DIR` on a machine without internet access; no database is read
+    or written. Interrupted downloads resume, as for an update."""
+    from flanscan._safefile import check_dir_target
+    from flanscan._vulndb._download import HttpFetcher, download, make_client
+
+    check_dir_target(dest, "download directory")
+    urls = urls or {}
+    sources = [s for s in all_sources() if only is None or s.name in only]
+    fetched: list[Path] = []
+    with make_client(timeout) as client:
+        fetcher = HttpFetcher(client)
+        plans = {
+            s.name: s.plan(
+                fetcher,
+                urls.get(s.name) or os.environ.get(s.url_env) or s.default_url,
+                read_state(None, s.name),  # no database: everything a fresh build needs
+            )
+            for s in sources
+        }
+        for source in sources:
+            fetched.extend(
+                download(client, remote, dest, progress) for remote in plans[source.name]
+            )
+    return fetched
+
+
 def _cleanup(paths: list[Path], keep: bool) -> None:
     if keep:
         return
