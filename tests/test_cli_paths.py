@@ -77,5 +77,29 @@ def test_scan_paths_are_checked_before_scanning(
     assert not (tmp_path / "run").exists()
 
 
+def test_report_input_that_is_a_device() -> None:
+    _one_line(_flan("report", "/dev/null", "-f", "json"), "/dev/null: a device or pipe, not a file")
+
+
 def test_history_commands_refuse_a_device() -> None:
     _one_line(_flan("history", "--history", "/dev/null"), "/dev/null: ", "device or pipe")
+
+
+def test_a_bug_is_exit_70_never_1() -> None:
+    # A library function that fails as a bug would: the traceback stays, the status is not the
+    # "findings reached --fail-on" of exit 1.
+    code = (
+        "import sys, flanscan._pipeline as p\n"
+        "def boom(*a, **k): raise RuntimeError('simulated bug')\n"
+        "p.rebuild_reports = boom\n"
+        "from flanscan._cli import main\n"
+        "sys.argv = ['flan', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "report", str(SAMPLE), "-f", "json"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 70, r.stderr
+    assert "RuntimeError: simulated bug" in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "flan: error: internal error: a bug in flan, not your input (please report it)"
+    )

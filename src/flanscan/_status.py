@@ -23,6 +23,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # bad input, missing tool, unusable environment
     SCAN_INCOMPLETE = 3  # a worker failed, was interrupted, or a target was not checked
     DELIVERY = 4  # results saved, but an alert, an upload or the history record failed
+    INTERNAL = 70  # a bug in flan (EX_SOFTWARE): never 1, which means findings
 
     @property
     def meaning(self) -> str:
@@ -38,6 +39,7 @@ _MEANING = {
         "its name did not resolve or Nmap skipped it; raw XML kept)"
     ),
     ExitStatus.DELIVERY: "results saved, but an alert, an upload or the history record failed",
+    ExitStatus.INTERNAL: "internal error: a bug in flan, not your input (please report it)",
 }
 
 # When a run earns several statuses, the later one here wins: results not checked matter more
@@ -48,6 +50,7 @@ PRECEDENCE = (
     ExitStatus.DELIVERY,
     ExitStatus.SCAN_INCOMPLETE,
     ExitStatus.USAGE,
+    ExitStatus.INTERNAL,
 )
 
 

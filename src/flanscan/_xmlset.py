@@ -26,6 +26,8 @@ def find_xml_files(paths: Sequence[Path]) -> list[Path]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise ParseError(f"{path}: a device or pipe, not a file of Nmap XML; save it first")
         else:
             raise ParseError(f"{path}: no such file or directory")
     return files

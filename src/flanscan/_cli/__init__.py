@@ -145,4 +145,13 @@ def main() -> None:
     # FLAN_SCAN_PORTS; none of these names is one of the documented FLAN_DB, FLAN_HISTORY,
     # FLAN_RUN_ID or FLAN_SHARD_COUNT (no command is called run or shard; the db group and the
     # history command take their names only as prefixes: FLAN_DB_UPDATE_..., FLAN_HISTORY_...).
-    cli(prog_name="flan", auto_envvar_prefix="FLAN")
+    try:
+        cli(prog_name="flan", auto_envvar_prefix="FLAN")
+    except Exception:
+        # A bug, not something the user did: the traceback is for the report, and the exit
+        # status is not 1, which means "findings reached --fail-on" to a pipeline.
+        import traceback
+
+        traceback.print_exc()
+        click.echo(f"flan: error: {ExitStatus.INTERNAL.meaning}", err=True)
+        sys.exit(ExitStatus.INTERNAL)
