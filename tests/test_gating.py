@@ -203,3 +203,26 @@ def test_run_record_keeps_report_inputs_and_reads_older_files() -> None:
     assert RunRecord.from_json(record.to_json()).report_inputs == inputs
     older = RunRecord(run_id="r0").to_json()
     assert "report_inputs" not in older and RunRecord.from_json(older).report_inputs is None
+
+
+@needs_nmap
+def test_a_copied_run_whose_database_and_rules_are_gone(
+    tmp_path: Path, db: Path, ssh_port: int
+) -> None:
+    moved = tmp_path / "moved.sqlite3"
+    shutil.copy(db, moved)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("suppressions: []\n")
+    run = tmp_path / "run"
+    r = _flan("scan", "127.0.0.1", "--ports", str(ssh_port), "--db", str(moved), "-f", "json",
+              "--suppressions", str(rules), "--output-dir", str(run), *FRESH)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    moved.unlink()
+    rules.unlink()
+    r = _flan("report", str(run), "-f", "json", env={"FLAN_DB": str(db)})
+    assert r.returncode == 0, r.stderr
+    assert f"warning: the run's vulnerability database {moved} is gone" in r.stderr
+    assert f"warning: the run's exception rules {rules} are gone" in r.stderr
+    rebuilt = _json(run / "rebuilt" / "report.json")
+    assert rebuilt["vulnerability_database"]["path"] == str(db)
+    assert rebuilt["summary"]["critical"] > 0

@@ -424,7 +424,7 @@ def rebuild_reports(
             )
         else:
             if recorded is not None:
-                options = options_for_rebuild(options, recorded)
+                options = _usable(options_for_rebuild(options, recorded), options, messages)
     if out != STDOUT:
         out = _rebuild_target(run_dir, options.formats, out, force, messages)
     check_gate(options)
@@ -447,6 +447,26 @@ def rebuild_reports(
     if fail_on_reached(built, options.fail_on):
         outcome.earn(ExitStatus.FINDINGS)
     return outcome
+
+
+def _usable(rebuilt: ReportOptions, given: ReportOptions, messages: list[str]) -> ReportOptions:
+    """The recorded inputs that still exist (a run directory copied to another machine may
+    not bring its database or rules): the others fall back to what was given, said once."""
+    if rebuilt.db_path is not None and rebuilt.db_path != given.db_path:
+        if not rebuilt.db_path.is_file():
+            messages.append(
+                f"warning: the run's vulnerability database {rebuilt.db_path} is gone: "
+                "using the default (--db to choose)"
+            )
+            rebuilt = dataclasses.replace(rebuilt, db_path=given.db_path)
+    rules = rebuilt.suppressions
+    if rules is not None and rules != given.suppressions and not rules.is_file():
+        messages.append(
+            f"warning: the run's exception rules {rules} are gone: rebuilt without them "
+            "(--suppressions to give them)"
+        )
+        rebuilt = dataclasses.replace(rebuilt, suppressions=given.suppressions)
+    return rebuilt
 
 
 def _rebuild_target(
