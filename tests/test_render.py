@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from importlib import resources
@@ -42,7 +43,7 @@ from flanscan._model import (
 )
 from flanscan._render import FORMATS, render
 from flanscan._render._csv import FORMULA_PREFIXES
-from flanscan._render._md import escape_md
+from flanscan._render._md import code_md, escape_md
 
 # --------------------------------------------------------------------------- hostile text
 
@@ -635,6 +636,30 @@ def test_md_escape_keeps_hostile_text_literal(text: str) -> None:
     assert len(cells) == 2  # a | in the text did not add a column
     expected = " ".join(clean_for_compare(text).split())
     assert doc.text("s").count(expected) == 2
+
+
+@pytest.mark.parametrize("text", hostile_text())
+def test_md_code_span_keeps_hostile_text_literal(text: str) -> None:
+    html = md_to_html(f"| a | b |\n| --- | --- |\n| {code_md(text)} | x |\n\nsee {code_md(text)}\n")
+    doc = ParsedHtml(f"<section id='s'>{html}</section>")
+    assert not doc.scripts
+    assert all(tag not in ("img", "a", "em", "b", "strong") for tag, _ in doc.tags)
+    assert len([t for t, _ in doc.tags if t == "td"]) == 2  # a | did not add a column
+    expected = " ".join(clean_for_compare(text).split())
+    if expected:
+        assert [t for t, _ in doc.tags].count("code") == 2
+        # Outside a table a code span keeps the text as it is (a | only escaped in cells).
+        assert expected.replace("|", "\\|") in doc.text("s") or expected in doc.text("s")
+
+
+def test_md_is_readable_as_plain_text() -> None:
+    text = render(sample_report(), "md").decode()
+    # Versions, CPEs and locations are code spans, not strings of backslashes.
+    assert "`cpe:/a:openbsd:openssh:9.2p1`" in text
+    assert "`198.18.0.11:22/tcp`" in text  # a location
+    for line in text.splitlines():
+        if "alert" not in line and "passwd" not in line:  # the hostile samples keep theirs
+            assert not re.search(r"\\[().#+!{}^-]", line), line
 
 
 def clean_for_compare(text: str) -> str:

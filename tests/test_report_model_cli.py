@@ -160,11 +160,17 @@ def test_report_with_the_sample_database_lists_findings_of_every_location(
         is_open = [v["status"] in open_statuses for v in vulns]
         assert is_open == sorted(is_open, reverse=True)  # open findings before the others
         opened = [v for v in vulns if v["status"] in open_statuses]
-        in_kev = [v["id"] in kev_ids for v in opened]
-        assert in_kev == sorted(in_kev, reverse=True)
-        for group in (True, False):
-            scores = [v["cvss"] or -1 for v in opened if (v["id"] in kev_ids) is group]
-            assert scores == sorted(scores, reverse=True)
+        # Network-reachable first; client-side and local ones after (flanscan._exposure).
+        reach = ["network", "client-side", "local"]
+        ranks = [reach.index(v["exposure"]) for v in opened]
+        assert ranks == sorted(ranks)
+        for exposure in reach:
+            same = [v for v in opened if v["exposure"] == exposure]
+            in_kev = [v["id"] in kev_ids for v in same]
+            assert in_kev == sorted(in_kev, reverse=True)
+            for group in (True, False):
+                scores = [v["cvss"] or -1 for v in same if (v["id"] in kev_ids) is group]
+                assert scores == sorted(scores, reverse=True)
     assert {s["product"] for s in vulnerable} <= set(
         re.findall(r'product="([^"]*)"', xml.read_text())
     )

@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from flanscan._exposure import exposure_of
 from flanscan._model import (
     ChangeSummary,
     Confidence,
@@ -47,11 +48,13 @@ def location_sort_key(loc: Location) -> tuple[tuple[int, int, str], int, str]:
     return (address_sort_key(loc.address), loc.port, loc.protocol)
 
 
-def finding_sort_key(finding: Finding) -> tuple[bool, bool, float, float, str]:
-    """What to fix first: open before closed, KEV first, then CVSS, then EPSS, then id."""
+def finding_sort_key(finding: Finding) -> tuple[bool, int, bool, float, float, str]:
+    """What to fix first: open before closed, reachable over the network before client-side
+    and local (see `flanscan._exposure`), KEV first, then CVSS, then EPSS, then id."""
     vuln = finding.vulnerability
     return (
         not finding.status.is_open,
+        exposure_of(vuln).exposure.rank,
         vuln.kev is None,
         -(vuln.cvss.score if vuln.cvss is not None else -1.0),
         -(vuln.epss if vuln.epss is not None else -1.0),

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 from urllib.parse import quote, urlsplit
 
+from flanscan._exposure import Exposure, exposure_of
 from flanscan._model import (
     ChangeKind,
     CvssScore,
@@ -178,11 +179,21 @@ def vuln_url(vuln: Vulnerability) -> str | None:
 
 
 def service_title(svc: ServiceReport) -> str:
-    """`OpenSSH 9.2p1`, or Nmap's service name when the product is unknown."""
-    parts = [p for p in (svc.product, svc.version) if p]
+    """`OpenSSH 9.2p1`, or Nmap's service name when the product is unknown (`rpcbind 2-4`)."""
+    # A version without a product ("2-4" of rpcbind) says nothing alone: Nmap's name leads it.
+    parts = [p for p in (svc.product or svc.name, svc.version) if p]
     if not parts:
-        parts = [svc.name or "unknown service"]
+        parts = ["unknown service"]
     return one_line(" ".join(parts))
+
+
+def status_text(finding: Finding) -> str:
+    """The status, with how the finding is reached when not over the network
+    (`confirmed; local (CVSS AV:L)`, `confirmed; client-side (client program scp)`)."""
+    note = exposure_of(finding.vulnerability)
+    if note.exposure is Exposure.NETWORK:
+        return finding.status.label
+    return f"{finding.status.label}; {note.label}"
 
 
 def fix_text(svc: ServiceReport) -> str:
@@ -357,9 +368,40 @@ UNCONFIRMED_NOTE = (
 )
 
 
+def needs_version_check(svc: ServiceReport) -> bool:
+    """A service with no open finding whose version Nmap did not identify: "no known
+    vulnerabilities" would claim what nobody checked."""
+    return not svc.open_findings and not svc.version
+
+
 def other_services(report: Report) -> Iterator[ServiceReport]:
-    """Services with no open finding, in the report's order."""
-    return (svc for svc in report.services if not svc.open_findings)
+    """Services with no open finding and a known version, in the report's order."""
+    return (
+        svc for svc in report.services if not svc.open_findings and not needs_version_check(svc)
+    )
+
+
+def manual_check_services(report: Report) -> Iterator[ServiceReport]:
+    """Services that need a manual version check (see `needs_version_check`)."""
+    return (svc for svc in report.services if needs_version_check(svc))
+
+
+MANUAL_CHECK_NOTE = (
+    "Nmap did not identify the version of these services, so no vulnerability could be "
+    "matched to it: check the version on the host (package manager, banner, vendor console)."
+)
+
+
+def severity_by_status(report: Report) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """Findings (per finding and location) by severity and status, for the summary table: the
+    status labels, then one row per severity (worst first) with a count per status."""
+    statuses = list(FindingStatus)
+    index = {s: i for i, s in enumerate(statuses)}
+    rows = {s.label: [0] * len(statuses) for s in sorted(Severity, reverse=True)}
+    for svc in report.services:
+        for sf in svc.findings:
+            rows[sf.finding.severity.label][index[sf.finding.status]] += len(sf.locations)
+    return [s.label for s in statuses], list(rows.items())
 
 
 _BACKPORT_STATUSES = (FindingStatus.FIXED_BY_DISTRIBUTION, FindingStatus.NOT_AFFECTED)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import TextIO
 
+from flanscan._exposure import exposure_of
 from flanscan._model import Location, Report, ServiceFinding, ServiceReport
 from flanscan._remediation import remediation_of
 from flanscan._render import _common as common
@@ -41,6 +42,7 @@ COLUMNS = (
     "match",
     "match_source",
     "confidence",
+    "exposure",
     "kev_date_added",
     "kev_known_ransomware_use",
     "epss",
@@ -95,6 +97,7 @@ def _finding_cells(sf: ServiceFinding) -> list[str]:
         f.confidence.value,
         f.match_source.value,
         f.source_confidence.value,
+        exposure_of(v).exposure.value,
         neutralise(common.fmt_date(kev.date_added)) if kev else "",
         ransomware,
         _num(v.epss, ".5f"),

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import jinja2
 from markupsafe import Markup
 
-from flanscan._model import ChangeKind, FindingStatus, HostSummary, Location, Report
+from flanscan._model import ChangeKind, HostSummary, Location, Report
 from flanscan._render import _common as common
 
 # Long lists (locations, hosts) are printed as flowing text in paragraphs of this many items:
@@ -143,14 +143,6 @@ def _chart(counts: dict[str, int]) -> SimpleNamespace:
     return SimpleNamespace(bars=bars, width=440, height=8 + 24 * len(bars))
 
 
-def _status_counts(report: Report) -> list[tuple[str, int]]:
-    counts = dict.fromkeys(FindingStatus, 0)
-    for svc in report.services:
-        for sf in svc.findings:
-            counts[sf.finding.status] += len(sf.locations)
-    return [(status.label, n) for status, n in counts.items()]
-
-
 def _render(report: Report, *, pdf: bool) -> bytes:
     # Streaming the template keeps one copy of the text plus its encoding, not many slices.
     return "".join(_generate(report, pdf=pdf)).encode("utf-8")
@@ -174,9 +166,10 @@ def _generate(report: Report, *, pdf: bool) -> Iterator[str]:
         "csp": _csp(css, js),
         "counts": counts,
         "chart": _chart(counts),
-        "status_counts": _status_counts(report),
+        "by_status": common.severity_by_status(report),
         "vulnerable": list(common.vulnerable_services(report)),
         "others": list(common.other_services(report)),
+        "manual": list(common.manual_check_services(report)),
         "appendices": common.appendices(report),
     }
     return template.generate(context)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from flanscan._exposure import exposure_of
 from flanscan._model import (
     ChangeSummary,
     Finding,
@@ -55,6 +56,7 @@ def _finding(sf: ServiceFinding, *, with_locations: bool = True) -> Json:
     kev = v.kev
     dist = f.distribution
     rule = f.suppression
+    exposure = exposure_of(v)
     return {
         "id": clean(v.id),
         "cvss": v.cvss.score if v.cvss is not None else None,
@@ -85,6 +87,8 @@ def _finding(sf: ServiceFinding, *, with_locations: bool = True) -> Json:
         "match_source": f.match_source.value,
         "confidence": f.source_confidence.value,
         "status": f.status.value,
+        "exposure": exposure.exposure.value,
+        "exposure_reason": exposure.why or None,
         "evidence": [
             {
                 "criteria": clean(ev.criteria),

@@ -16,17 +16,33 @@ from typing import TextIO
 from flanscan._model import Finding, Location, Report, ServiceFinding, ServiceReport, Vulnerability
 from flanscan._render import _common as common
 
-# CommonMark lets any ASCII punctuation be backslash-escaped. These are the characters that can
-# start markup inline or in a table cell: emphasis, code, links/images, raw HTML, entities,
-# tables, strikethrough, headings, list markers, math in some renderers.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&$^])")
+# CommonMark lets any ASCII punctuation be backslash-escaped; only the characters that can start
+# markup inside a line are: emphasis, code, links and images (`[`: a `(` or `!` without it is
+# plain), raw HTML, entities, table cells, strikethrough, math in some renderers. Fewer
+# backslashes keep the file readable as plain text; tokens (addresses, versions, CPEs) go in
+# code spans instead (`code_md`).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$])")
+# At the start of a line: headings, block quotes, list items, thematic breaks, setext underlines.
+_MD_LINE_START = re.compile(r"^(>|[#+=-](?=\s|$)|\d+[.)](?=\s|$))")
 
 
 def escape_md(text: str | None) -> str:
     """Untrusted text as one line of literal Markdown text."""
     if not text:
         return ""
-    return _MD_SPECIAL.sub(r"\\\1", common.one_line(text))
+    escaped = _MD_SPECIAL.sub(r"\\\1", common.one_line(text))
+    return _MD_LINE_START.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], escaped)
+
+
+def code_md(text: str | None) -> str:
+    """Untrusted text as one code span: literal, no backslashes but before a `|` (which would
+    end a table cell even inside a span, as GitHub tables read it)."""
+    if not text:
+        return ""
+    value = common.one_line(text).replace("|", "\\|")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
 
 
 def _link(v: Vulnerability) -> str:
@@ -50,7 +66,7 @@ def _table(header: Sequence[str], rows: Iterable[Iterable[str]]) -> Iterator[str
 
 
 def _location_text(loc: Location) -> str:
-    return escape_md(common.location_label(loc))
+    return code_md(common.location_label(loc))
 
 
 def _locations(where: common.LocationText, locs: Sequence[Location]) -> str:
@@ -90,7 +106,7 @@ def _finding_cells(
         escape_md(common.fmt_epss(v)),
         escape_md(common.fmt_date(v.published)),
         escape_md(common.fmt_cwes(v)),
-        escape_md(f.status.label),
+        escape_md(common.status_text(f)),
         summary,
     ]
 
@@ -114,7 +130,7 @@ def _service_section(where: common.LocationText, svc: ServiceReport) -> Iterator
     if svc.extrainfo:
         yield from (escape_md(svc.extrainfo), "")
     if svc.cpes:
-        yield from ("CPE: " + ", ".join(escape_md(c) for c in svc.cpes), "")
+        yield from ("CPE: " + ", ".join(code_md(c) for c in svc.cpes), "")
     yield from (f"Locations ({len(svc.locations)}): {_locations(where, svc.locations)}", "")
     yield from (f"**Fix:** {escape_md(common.fix_text(svc))}", "")
     for items, intro in (
@@ -176,13 +192,13 @@ def _changes(report: Report) -> list[str]:
         where = common.location_label(item.location) if item.location else item.address or ""
         change = ""
         if item.old or item.new:
-            change = f"{escape_md(item.old)} → {escape_md(item.new)}"
+            change = f"{code_md(item.old) or '-'} → {code_md(item.new) or '-'}"
         rows.append(
             [
                 common.CHANGE_LABELS.get(item.kind, item.kind.value),
                 item.severity.label if item.severity is not None else "",
                 escape_md(item.vuln_id),
-                escape_md(where),
+                code_md(where),
                 escape_md(item.description),
                 change,
             ]
@@ -221,10 +237,12 @@ def write_md(report: Report, stream: TextIO) -> None:
         out += [f"> **Note:** {escape_md(common.vulndb_lines(report)[0])}", ""]
     out += _changes(report)
     out += ["## Summary", ""]
+    statuses, by_severity = common.severity_by_status(report)
     out += _table(
-        ("Severity", "Open findings (per location)"),
-        ([label, str(n)] for label, n in report.summary().items()),
+        ("Severity", *statuses),
+        ([label, *map(str, counts)] for label, counts in by_severity),
     )
+    out += ["Findings per location; confirmed and unconfirmed ones are open.", ""]
     out += ["## Vulnerable services", ""]
     if not vulnerable:
         out += ["No service has a known open vulnerability.", ""]
@@ -245,10 +263,29 @@ def write_md(report: Report, stream: TextIO) -> None:
                         if svc.product_only
                         else ""
                     ),
-                    ", ".join(escape_md(c) for c in svc.cpes),
+                    ", ".join(code_md(c) for c in svc.cpes),
                     _locations(where, svc.locations),
                 ]
                 for svc in others
+            ),
+        )
+    manual = list(common.manual_check_services(report))
+    if manual:
+        out += ["## Needs a manual version check", "", escape_md(common.MANUAL_CHECK_NOTE), ""]
+        out += _table(
+            ("Service", "CPE", "Locations"),
+            (
+                [
+                    escape_md(common.service_title(svc))
+                    + (
+                        f"; _{escape_md(common.product_only_note(svc))}_"
+                        if svc.product_only
+                        else ""
+                    ),
+                    ", ".join(code_md(c) for c in svc.cpes),
+                    _locations(where, svc.locations),
+                ]
+                for svc in manual
             ),
         )
     if report.list_product_only:

@@ -132,7 +132,7 @@ def _finding(
         facts.append("published " + escape_tex(common.fmt_date(v.published)))
     if v.cwes:
         facts.append(escape_tex(common.fmt_cwes(v)))
-    facts.append(r"\emph{" + escape_tex(f.status.label) + "}")
+    facts.append(r"\emph{" + escape_tex(common.status_text(f)) + "}")
     head = rf"\textbf{{{escape_tex(v.id)}}} {_sev(f.severity.label)} "
     head += r" \textperiodcentered{} ".join(facts)
     lines = [r"\begin{minipage}{\linewidth}", head]
@@ -220,6 +220,22 @@ def render_tex(report: Report) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def _service_items(where: common.LocationText, services: list[ServiceReport]) -> list[str]:
+    lines = [r"\begin{itemize}"]
+    for svc in services:
+        text = r"\textbf{" + escape_tex(common.service_title(svc)) + "}"
+        if svc.extrainfo:
+            text += " (" + escape_tex(svc.extrainfo) + ")"
+        if svc.cpes:
+            text += r" {\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + "}"
+        if svc.product_only:
+            text += r" \emph{" + escape_tex(common.product_only_note(svc)) + "}"
+        text += r"\\ {\small " + _locations(where, svc.locations) + "}"
+        lines.append(r"\item{} " + text)
+    lines.append(r"\end{itemize}")
+    return lines
+
+
 def write_tex(report: Report, stream: TextIO) -> None:
     """Write the LaTeX report to `stream` as it is made (see common.Lines)."""
     where = common.LocationText(_location_text)
@@ -245,11 +261,22 @@ def write_tex(report: Report, stream: TextIO) -> None:
     out += _changes(report)
     out += [
         r"\section*{Summary}",
-        r"\begin{tabular}{lr}",
-        r"\textbf{Severity} & \textbf{Open findings (per location)} \\ \hline",
+        r"{\footnotesize\begin{tabular}{lrrrrr}",
     ]
-    out += [rf"{_sev(label)} & {count} \\" for label, count in report.summary().items()]
-    out += [r"\end{tabular}", r"\section*{Vulnerable services}"]
+    statuses, by_severity = common.severity_by_status(report)
+    out.append(
+        r"\textbf{Severity} & "
+        + " & ".join(r"\textbf{" + escape_tex(s) + "}" for s in statuses)
+        + r" \\ \hline"
+    )
+    out += [
+        _sev(label) + " & " + " & ".join(map(str, counts)) + r" \\" for label, counts in by_severity
+    ]
+    out += [
+        r"\end{tabular}}\par",
+        escape_tex("Findings per location; confirmed and unconfirmed ones are open.") + r"\par",
+        r"\section*{Vulnerable services}",
+    ]
     if not vulnerable:
         out.append(r"No service has a known open vulnerability.\par")
     for svc in vulnerable:
@@ -258,18 +285,12 @@ def write_tex(report: Report, stream: TextIO) -> None:
     if not others:
         out.append(r"None.\par")
     else:
-        out.append(r"\begin{itemize}")
-        for svc in others:
-            text = r"\textbf{" + escape_tex(common.service_title(svc)) + "}"
-            if svc.extrainfo:
-                text += " (" + escape_tex(svc.extrainfo) + ")"
-            if svc.cpes:
-                text += r" {\small\ttfamily " + escape_tex(" ".join(svc.cpes)) + "}"
-            if svc.product_only:
-                text += r" \emph{" + escape_tex(common.product_only_note(svc)) + "}"
-            text += r"\\ {\small " + _locations(where, svc.locations) + "}"
-            out.append(r"\item{} " + text)
-        out.append(r"\end{itemize}")
+        out += _service_items(where, others)
+    manual = list(common.manual_check_services(report))
+    if manual:
+        out.append(r"\section*{Needs a manual version check}")
+        out.append(escape_tex(common.MANUAL_CHECK_NOTE) + r"\par")
+        out += _service_items(where, manual)
     if report.list_product_only:
         for i, svc in enumerate(s for s in report.services if s.product_only):
             if i == 0:
