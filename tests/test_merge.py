@@ -102,6 +102,10 @@ def test_merge_complete_run_one_report_one_history_entry(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(run / "report.json")
     merged = _report(run)
+    # The terminal summary of the merged run comes before the path (no database: no CVEs).
+    services, hosts = len(merged["services"]), len(merged["hosts"])
+    total = f"Total: 0 of {services} services vulnerable, on {hosts} hosts; no vulnerability"
+    assert total in result.stdout
     assert merged["scan"]["targets"] == TARGETS  # as the user gave them, not the shares
     assert merged["scan"]["incomplete_targets"] == []
     assert merged["scan"]["run_id"] == "run-a"
