@@ -93,3 +93,44 @@ def test_summary_by_status_and_the_manual_version_check(
     known = [s for s in data["services"] if s["version"] and not s["remediation"]]
     for svc in known:
         assert f"| {svc['product'] or svc['name']} {svc['version']}" in others
+
+
+def test_one_row_per_cve_with_the_status_of_each_location(db: Path, tmp_path: Path) -> None:
+    xml = tmp_path / "scan.xml"
+    xml.write_text(LAB_XML.read_text().replace("9.2p1 Debian 2+deb12u10", "9.2p1 Debian 2+deb12u1"))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "suppressions:\n"
+        "  - cve: CVE-2024-6387\n"
+        "    address: 198.18.0.12\n"
+        "    reason: LoginGraceTime 0 on this host\n"
+        "    owner: ops\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "flanscan", "report", str(xml), "--db", str(db), "-q",
+         "--suppressions", str(rules), "-o", str(tmp_path), "-f", "json", "-f", "md",
+         "-f", "html", "-f", "tex"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "report.json").read_text())
+    ssh = next(s for s in data["services"] if s["product"] == "OpenSSH")
+    entries = [v for v in ssh["vulnerabilities"] if v["id"] == "CVE-2024-6387"]
+    assert {v["status"] for v in entries} == {"confirmed", "suppressed"}  # two in the model
+    md = (tmp_path / "report.md").read_text()
+    service = section(md, "Vulnerable services").split("### OpenSSH", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in service.splitlines() if line.startswith("| [CVE-2024-6387]")]
+    assert len(rows) == 1  # one row for the CVE in the service ...
+    expected = (
+        "confirmed at 198.18.0.11:22/tcp (ssh1.flanlab.test); "
+        "suppressed at 198.18.0.12:22/tcp (ssh2.flanlab.test)"
+    )
+    assert expected in rows[0]  # ... with the status of each location
+    html = (tmp_path / "report.html").read_text()
+    assert expected in html
+    assert (
+        expected.replace("_", r"\_") in (tmp_path / "report.tex").read_text()
+        or expected in (tmp_path / "report.tex").read_text()
+    )
+    # The suppressed location is still in Appendix B with its rule.
+    assert "LoginGraceTime 0 on this host" in section(md, "Appendix B: suppressed findings")

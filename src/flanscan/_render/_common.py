@@ -348,17 +348,59 @@ def vulnerable_services(report: Report) -> Iterator[ServiceReport]:
     return (svc for svc in report.services if svc.open_findings)
 
 
+def _first_per_cve(svc: ServiceReport) -> list[ServiceFinding]:
+    # One row per CVE: its first entry (the report orders open before closed, confirmed
+    # before unconfirmed); `status_cell` tells the status of every location.
+    seen: set[str] = set()
+    first = []
+    for sf in svc.findings:
+        if sf.finding.id not in seen:
+            seen.add(sf.finding.id)
+            first.append(sf)
+    return first
+
+
 def confirmed_findings(svc: ServiceReport) -> list[ServiceFinding]:
-    """The service's confirmed findings, in the report's order (shown first)."""
-    return [sf for sf in svc.findings if sf.finding.status is FindingStatus.CONFIRMED]
+    """The service's CVEs confirmed at one location at least, one row each, in the report's
+    order (shown first)."""
+    confirmed = {
+        sf.finding.id for sf in svc.findings if sf.finding.status is FindingStatus.CONFIRMED
+    }
+    return [sf for sf in _first_per_cve(svc) if sf.finding.id in confirmed]
 
 
 def unconfirmed_findings(svc: ServiceReport) -> list[ServiceFinding]:
-    """Open findings on a distribution build whose backports could not be checked: kept, but
-    shown apart from the confirmed ones."""
-    return [
-        sf for sf in svc.findings if sf.finding.status is FindingStatus.UNCONFIRMED_DISTRIBUTION
-    ]
+    """CVEs open on a distribution build whose backports could not be checked (and confirmed
+    nowhere in the service), one row each: kept, but shown apart from the confirmed ones."""
+    confirmed = {
+        sf.finding.id for sf in svc.findings if sf.finding.status is FindingStatus.CONFIRMED
+    }
+    unconfirmed = {
+        sf.finding.id
+        for sf in svc.findings
+        if sf.finding.status is FindingStatus.UNCONFIRMED_DISTRIBUTION
+    }
+    return [sf for sf in _first_per_cve(svc) if sf.finding.id in unconfirmed - confirmed]
+
+
+_MAX_STATUS_LOCATIONS = 5
+
+
+def status_cell(svc: ServiceReport, sf: ServiceFinding) -> str:
+    """The status of a CVE's row: `status_text` when every location of the service that has
+    the CVE shares it; else the status of each location (`confirmed at A; suppressed at B`)."""
+    entries = [other for other in svc.findings if other.finding.id == sf.finding.id]
+    if len({e.finding.status for e in entries}) <= 1:
+        return status_text(sf.finding)
+    parts = []
+    for e in entries:
+        shown = [location_label(loc) for loc in e.locations[:_MAX_STATUS_LOCATIONS]]
+        more = len(e.locations) - len(shown)
+        where = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+        parts.append(f"{e.finding.status.label} at {where}")
+    note = exposure_of(sf.finding.vulnerability)
+    text = "; ".join(parts)
+    return text if note.exposure is Exposure.NETWORK else f"{text}; {note.label}"
 
 
 UNCONFIRMED_NOTE = (

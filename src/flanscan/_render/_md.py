@@ -106,7 +106,7 @@ def _finding_cells(
         escape_md(common.fmt_epss(v)),
         escape_md(common.fmt_date(v.published)),
         escape_md(common.fmt_cwes(v)),
-        escape_md(common.status_text(f)),
+        escape_md(common.status_cell(svc, sf)),
         summary,
     ]
 

@@ -132,7 +132,7 @@ def _finding(
         facts.append("published " + escape_tex(common.fmt_date(v.published)))
     if v.cwes:
         facts.append(escape_tex(common.fmt_cwes(v)))
-    facts.append(r"\emph{" + escape_tex(common.status_text(f)) + "}")
+    facts.append(r"\emph{" + escape_tex(common.status_cell(svc, sf)) + "}")
     head = rf"\textbf{{{escape_tex(v.id)}}} {_sev(f.severity.label)} "
     head += r" \textperiodcentered{} ".join(facts)
     lines = [r"\begin{minipage}{\linewidth}", head]
