@@ -6,12 +6,12 @@ The library never exits: errors carry a status (`FlanError.exit_code`), finished
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import IntEnum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flanscan._model import Report
 
 
@@ -65,18 +65,35 @@ def exit_codes_help() -> str:
     return "\b\nExit codes:\n" + "\n".join(lines) + "\n"
 
 
-@dataclass
 class RunOutcome:
     """What a scan, merge or report run produced: report files, the status it earned, lines for
     the user (`messages`), and the errors that decided a non-zero status (`errors`)."""
 
-    report_paths: list[Path] = field(default_factory=list)
-    status: ExitStatus = ExitStatus.OK
-    messages: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    run_id: str | None = None  # the history's id of the recorded run
-    report: Report | None = None  # the report as written (for the terminal summary)
-    report_on_stdout: bool = False  # the report itself went to stdout (`-o -`)
+    # A plain class, not a dataclass: `flan --help` imports this module (exit codes), and
+    # dataclasses + pathlib would add ~5 ms to it.
+    def __init__(
+        self,
+        report_paths: list[Path] | None = None,
+        status: ExitStatus = ExitStatus.OK,
+        messages: list[str] | None = None,
+        errors: list[str] | None = None,
+        run_id: str | None = None,  # the history's id of the recorded run
+        report: Report | None = None,  # the report as written (for the terminal summary)
+        report_on_stdout: bool = False,  # the report itself went to stdout (`-o -`)
+    ) -> None:
+        self.report_paths = report_paths if report_paths is not None else []
+        self.status = status
+        self.messages = messages if messages is not None else []
+        self.errors = errors if errors is not None else []
+        self.run_id = run_id
+        self.report = report
+        self.report_on_stdout = report_on_stdout
+
+    def __repr__(self) -> str:
+        return (
+            f"RunOutcome(status={self.status!r}, report_paths={self.report_paths!r}, "
+            f"messages={self.messages!r}, errors={self.errors!r}, run_id={self.run_id!r})"
+        )
 
     def earn(self, status: ExitStatus, error: str | None = None) -> None:
         """Add a status (the one that wins by PRECEDENCE stays) and the error behind it."""
