@@ -119,3 +119,16 @@ def test_shell_completion_is_clicks(tmp_path: Path) -> None:
     words = _flan(cwd=tmp_path, _FLAN_COMPLETE="bash_complete", COMP_WORDS="flan scan --max-d",
                   COMP_CWORD="2").stdout  # fmt: skip
     assert words.split() == ["plain,--max-db-age"]
+
+
+def test_a_config_directory_flan_may_not_enter_is_no_config(tmp_path: Path) -> None:
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run flan as another user")
+    locked = Path(os.environ["XDG_CONFIG_HOME"]) / "flanscan"
+    locked.mkdir()
+    (locked / "flan.toml").write_text("[report]\nformatz = 1\n")
+    locked.chmod(0o700)  # root's, as /root/.config is for a container's unprivileged user
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *FLAN,
+                        "report", "--help"], capture_output=True, text=True, timeout=60,
+                       cwd="/")  # fmt: skip
+    assert r.returncode == 0, r.stderr

@@ -43,10 +43,18 @@ def config_files(cwd: Path | None = None) -> list[Path]:
 
     user = Path(platformdirs.user_config_dir("flanscan")) / CONFIG_NAME
     project = (cwd or Path.cwd()) / CONFIG_NAME
-    files = [user] if user.is_file() else []
-    if project.is_file() and project.resolve() != user.resolve():
+    files = [user] if _present(user) else []
+    if _present(project) and project.resolve() != user.resolve():
         files.append(project)
     return files
+
+
+def _present(path: Path) -> bool:
+    # A directory flan may not enter (a container user's HOME=/root) holds no config for it.
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> dict[str, object]:
