@@ -95,8 +95,11 @@ FROM runtime
 COPY --from=build /opt/flan /opt/flan
 COPY --from=vulndb /var/lib/flan /var/lib/flan
 
+# The history beside the runs under the writable /results (the user data directory, flan's
+# default elsewhere, is on the read-only root here).
 ENV PATH=/opt/flan/bin:$PATH \
     FLAN_DB=/var/lib/flan/vulndb.sqlite3 \
+    FLAN_HISTORY=/results/flan-results/history.sqlite3 \
     NMAP_PRIVILEGED=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

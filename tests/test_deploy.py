@@ -196,6 +196,8 @@ def test_vulndb_bake_in_directory_and_dockerignore() -> None:
     assert text.index("ARG VULNDB_DIR") > text.index("--require-hashes")
     assert "flan db import" in text and "--db /var/lib/flan/vulndb.sqlite3" in text
     assert "FLAN_DB=/var/lib/flan/vulndb.sqlite3" in text
+    # The history under the writable /results: the user data dir is on the read-only root.
+    assert "FLAN_HISTORY=/results/flan-results/history.sqlite3" in text
     # A deny list: any directory of the context may be VULNDB_DIR; checkouts stay out.
     ignore = [line for line in (REPO / ".dockerignore").read_text().splitlines()
               if line and not line.startswith("#")]  # fmt: skip
