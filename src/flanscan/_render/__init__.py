@@ -38,6 +38,7 @@ _WRITERS: dict[str, tuple[str, str]] = {
     "html": ("flanscan._render._html", "write_html"),
     "md": ("flanscan._render._md", "write_md"),
     "tex": ("flanscan._render._tex", "write_tex"),
+    "sarif": ("flanscan._render._sarif", "write_sarif"),
 }
 
 # format -> file name extension (CycloneDX's own convention for JSON BOMs is `.cdx.json`)

@@ -12,10 +12,12 @@ have a `partialFingerprints` entry (CVE, address, port, protocol) so that runs l
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from flanscan._model import Finding, FindingStatus, Location, Report, Severity
@@ -96,11 +98,9 @@ def _suppression(finding: Finding) -> list[Json]:
     return [{"kind": "external", "status": "accepted", "justification": one_line(why)}]
 
 
-def sarif_document(report: Report) -> Json:
-    """The SARIF log of `report` as plain data."""
-    rules: list[Json] = []
+def _results(report: Report, rules: list[Json]) -> Iterator[Json]:
+    """Each finding and location's result, as it is made; fills `rules` (one per CVE) on the way."""
     index: dict[str, int] = {}
-    results: list[Json] = []
     for svc in report.services:
         title = service_title(svc)
         fix = remediation_of(svc)
@@ -115,6 +115,15 @@ def sarif_document(report: Report) -> Json:
                 text += f"; fix: {one_line(fix.text)}"
             if not f.status.is_open:
                 text += f"; {f.status.label}"
+            properties = {
+                "status": f.status.value,
+                "match": f.confidence.value,
+                "match_source": f.match_source.value,
+                "confidence": f.source_confidence.value,
+                "service": title,
+                "kev": f.vulnerability.kev is not None,
+            }
+            suppressions = _suppression(f)
             for loc in sf.locations:
                 key = f"{f.id}|{loc.address}|{loc.port}|{loc.protocol}"
                 result: Json = {
@@ -136,30 +145,15 @@ def sarif_document(report: Report) -> Json:
                     "partialFingerprints": {
                         "flanFinding/v1": hashlib.sha256(key.encode()).hexdigest()
                     },
-                    "properties": {
-                        "status": f.status.value,
-                        "match": f.confidence.value,
-                        "match_source": f.match_source.value,
-                        "confidence": f.source_confidence.value,
-                        "service": title,
-                        "kev": f.vulnerability.kev is not None,
-                    },
+                    "properties": properties,
                 }
-                suppressions = _suppression(f)
                 if suppressions:
                     result["suppressions"] = suppressions
-                results.append(result)
-    run: Json = {
-        "tool": {
-            "driver": {
-                "name": GENERATOR,
-                "version": _tool_version(),
-                "rules": rules,
-            }
-        },
-        "results": results,
-        "columnKind": "unicodeCodePoints",
-    }
+                yield result
+
+
+def _run_head(report: Report) -> Json:
+    run: Json = {"columnKind": "unicodeCodePoints"}
     if report.scan.start is not None:
         invocation: Json = {
             "executionSuccessful": not report.scan.incomplete_targets,
@@ -168,9 +162,31 @@ def sarif_document(report: Report) -> Json:
         if report.scan.end is not None:
             invocation["endTimeUtc"] = _utc(report.scan.end)
         run["invocations"] = [invocation]
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    return run
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def write_sarif(report: Report, out: TextIO) -> None:
+    """Write the SARIF log to `out` as a stream: one result per line as it is made (a fleet has
+    one per finding and location), then the tool with its rules, which the results fill."""
+    rules: list[Json] = []
+    out.write('{"$schema": ' + _dumps(SARIF_SCHEMA) + ', "version": "2.1.0", "runs": [{\n')
+    out.write(' "results": [')
+    for n, result in enumerate(_results(report, rules)):
+        out.write(("," if n else "") + "\n  " + _dumps(result))
+    out.write("\n ],\n")
+    for key, value in _run_head(report).items():
+        out.write(f" {_dumps(key)}: {_dumps(value)},\n")
+    driver = {"name": GENERATOR, "version": _tool_version(), "rules": rules}
+    out.write(' "tool": {"driver": ' + _dumps(driver) + "}\n}]}\n")
 
 
 def render_sarif(report: Report) -> bytes:
-    """The SARIF 2.1.0 log as UTF-8 JSON bytes (keys in a fixed order: same report, same bytes)."""
-    return (json.dumps(sarif_document(report), ensure_ascii=False, indent=1) + "\n").encode()
+    """The SARIF 2.1.0 log as UTF-8 JSON bytes (what `write_sarif` writes: same report, same
+    bytes)."""
+    buffer = io.StringIO()
+    write_sarif(report, buffer)
+    return buffer.getvalue().encode("utf-8")
