@@ -67,6 +67,12 @@ def test_summary_by_status_and_the_manual_version_check(
     nmap_samples: Path, db: Path, tmp_path: Path
 ) -> None:
     data, md, html = build(nmap_samples / "fullscan.xml", db, tmp_path)
+    # The scope heads every report: the targets (five named at most), hosts up and down.
+    header = md.split("\n\n")[1]
+    targets = data["scan"]["targets"]
+    assert header.startswith("Scope: " + ", ".join(targets[:5]))
+    assert f"{len(data['hosts'])} hosts up, {data['scan']['hosts_down']} down" in header
+    assert header in html
     summary = section(md, "Summary")
     header = summary.splitlines()[0]
     statuses = [

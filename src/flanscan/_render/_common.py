@@ -187,6 +187,33 @@ def service_title(svc: ServiceReport) -> str:
     return one_line(" ".join(parts))
 
 
+_SCOPE_TARGETS = 5
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def header_text(report: Report) -> str:
+    """The report's first line: the scope (targets, exclusions, hosts up and down), when, and
+    what was found; at most five targets are named (a fleet gives thousands)."""
+    scan = report.scan
+    named = ", ".join(scan.targets[:_SCOPE_TARGETS]) or "unrecorded targets"
+    more = len(scan.targets) - _SCOPE_TARGETS
+    if more > 0:
+        named += f" and {_plural(more, 'more target')}"
+    excluded = ", ".join(scan.excluded[:_SCOPE_TARGETS])
+    if len(scan.excluded) > _SCOPE_TARGETS:
+        excluded += f" and {len(scan.excluded) - _SCOPE_TARGETS} more"
+    scope = f"Scope: {named}" + (f", excluding {excluded}" if excluded else "")
+    hosts = f"{_plural(len(report.hosts), 'host')} up, {scan.hosts_down} down"
+    vulnerable = sum(1 for svc in report.services if svc.open_findings)
+    return one_line(
+        f"{scope}; {hosts}. Scanned {fmt_datetime(scan.start)} to {fmt_datetime(scan.end)}: "
+        f"{_plural(len(report.services), 'service')}, {vulnerable} with known vulnerabilities."
+    )
+
+
 def status_text(finding: Finding) -> str:
     """The status, with how the finding is reached when not over the network
     (`confirmed; local (CVSS AV:L)`, `confirmed; client-side (client program scp)`)."""

@@ -218,19 +218,13 @@ def render_md(report: Report) -> bytes:
 def write_md(report: Report, stream: TextIO) -> None:
     """Write the Markdown report to `stream` as it is made (see common.Lines)."""
     where = common.LocationText(_location_text)
-    scan = report.scan
     vulnerable = list(common.vulnerable_services(report))
     others = list(common.other_services(report))
     out = common.Lines(stream)
     out += [
         "# Flan Scan report",
         "",
-        escape_md(
-            f"Scan of {', '.join(scan.targets) or 'unrecorded targets'}, "
-            f"{common.fmt_datetime(scan.start)} to {common.fmt_datetime(scan.end)}: "
-            f"{len(report.hosts)} hosts up, {len(report.services)} services, "
-            f"{len(vulnerable)} with known vulnerabilities."
-        ),
+        escape_md(common.header_text(report)),
         "",
     ]
     if report.vulndb is None:

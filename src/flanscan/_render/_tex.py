@@ -239,19 +239,10 @@ def _service_items(where: common.LocationText, services: list[ServiceReport]) ->
 def write_tex(report: Report, stream: TextIO) -> None:
     """Write the LaTeX report to `stream` as it is made (see common.Lines)."""
     where = common.LocationText(_location_text)
-    scan = report.scan
     vulnerable = list(common.vulnerable_services(report))
     others = list(common.other_services(report))
     out = common.Lines(stream, [PREAMBLE, r"\maketitle", r"\thispagestyle{empty}"])
-    out.append(
-        escape_tex(
-            f"Scan of {', '.join(scan.targets) or 'unrecorded targets'}, "
-            f"{common.fmt_datetime(scan.start)} to {common.fmt_datetime(scan.end)}: "
-            f"{len(report.hosts)} hosts up, {len(report.services)} services, "
-            f"{len(vulnerable)} with known vulnerabilities."
-        )
-        + r"\par"
-    )
+    out.append(escape_tex(common.header_text(report)) + r"\par")
     if report.vulndb is None:
         out.append(
             r"\fbox{\parbox{0.95\linewidth}{"
