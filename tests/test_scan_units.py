@@ -17,6 +17,7 @@ from flanscan._scan import ScanOptions, ScanProgress, check_scan, default_worker
 from flanscan._scan.display import PlainDisplay, describe
 from flanscan._scan.nmapargs import PassThrough
 from flanscan._scan.nmapout import Done, NmapOutputParser, OpenPort, PortLine, Stats, Timing
+from flanscan._scan.tuning import available_memory_mb, choose
 from flanscan._targets import parse_target
 
 
@@ -57,6 +58,20 @@ def test_default_workers_grow_with_cores_but_not_beyond_hosts() -> None:
     assert default_workers(300, cores=2) == 8
     assert default_workers(300, cores=16) == 32
     assert default_workers(None, cores=2) == 8
+
+
+def test_tuning_follows_hosts_and_memory() -> None:
+    big = choose(256, cores=2, available_mb=16_000)
+    assert (big.workers, big.min_parallelism) == (8, 96)  # 32 hosts x 3 services each
+    assert choose(256, cores=16, available_mb=16_000).workers == 9  # 1 GB / 90 MB per Nmap
+    small_memory = choose(256, cores=16, available_mb=800)
+    assert small_memory.workers == 2 and small_memory.min_parallelism == 100
+    few = choose(8, cores=2, available_mb=16_000)
+    assert (few.workers, few.min_parallelism) == (1, 24)
+    assert choose(2, cores=2, available_mb=16_000).min_parallelism is None  # Nmap's 10 is enough
+    assert choose(256, cores=2, available_mb=16_000, user_timing=True).min_parallelism is None
+    assert choose(256, cores=2, available_mb=16_000, workers=64).min_parallelism == 12
+    assert available_memory_mb() > 0
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from flanscan._records import (
     write_record,
 )
 from flanscan._safefile import check_dir_target, write_atomic
-from flanscan._scan import nmapout
+from flanscan._scan import nmapout, tuning
 from flanscan._scan.jobs import (
     Job,
     ScanResult,
@@ -220,12 +220,14 @@ class _Plan:
     def _excludes(self) -> list[str]:
         return ["--excludefile", "targets/exclude.txt"] if self.options.excludes else []
 
-    def scan_job(self, name: str, chunk: TargetChunk) -> list[str]:
-        """One worker of the top1000 profile."""
+    def scan_job(self, name: str, chunk: TargetChunk, parallelism: int | None = None) -> list[str]:
+        """One worker of the top1000 profile (`parallelism`: Nmap's --min-parallelism)."""
         argv = ["nmap"]
         if not self.extra.has("-sU", "-sY", "-sZ", "-sO", "-sn") and not self.extra.tcp_scan_type:
             argv.append(self.tcp_flag)
         argv.append("-sV")
+        if parallelism is not None:
+            argv += ["--min-parallelism", str(parallelism)]
         if chunk.family == 6 and not self.extra.ipv6:
             argv.append("-6")
         argv += self.extra.words
@@ -313,6 +315,9 @@ class _Run:
         self.jobs: list[Job] = []
         self.start = _now()
         self.t0 = time.monotonic()
+        user_timing = plan.extra.has(*tuning.USER_TIMING_FLAGS)
+        self.tuning = tuning.choose(plan.targets.count, user_timing=user_timing,
+                                    workers=options.workers)  # fmt: skip
         if options.workers:
             self.workers = options.workers
         elif options.ports == "all":
@@ -320,7 +325,7 @@ class _Run:
             # process per core; Nmap runs many hosts in parallel inside each.
             self.workers = max(1, min(plan.targets.count, max(2, os.cpu_count() or 1)))
         else:
-            self.workers = default_workers(plan.targets.count)
+            self.workers = self.tuning.workers
         # Service probes wait on the network, one port each: they may outnumber the hosts.
         self.service_slots = options.workers or default_workers()
         self.interrupted = False
@@ -481,7 +486,7 @@ class _Run:
         for i, chunk in enumerate(chunks, 1):
             name = f"{phase}-{i:0{width}d}"
             if phase == "scan":
-                argv = self.plan.scan_job(name, chunk)
+                argv = self.plan.scan_job(name, chunk, self.tuning.min_parallelism)
             else:
                 argv = self.plan.discovery_job(name, chunk)
             job = self._add_job(name, phase, argv, chunk.targets, chunk.count)

@@ -1,0 +1,320 @@
+"""Benchmark: `flan scan` over many loopback hosts against Flan's one-process Nmap command.
+
+The loopback trick: inside a network namespace this script creates, daemons bound to 0.0.0.0
+answer on every 127.x address, so N hosts cost one set of daemons. The scanner runs inside the
+same namespace (its only interface is `lo`), so no packet leaves it; only 127.x addresses are
+ever scanned. Daemons (prepared as the test lab does, testlab._daemons): OpenSSH on 22, nginx
+on 80, Python's http.server on 8000 (the three in Nmap's top 1000 ports), Redis on 6379 and
+memcached on 11211 (found by `--ports all` only).
+
+Prints, in one run on the same hosts, with the load average beside every figure:
+- the original: `nmap -sS -sV -oX FILE -iL TARGETS` in one process (Flan's command, no
+  vulners script: it cannot reach its API offline, and leaving it out favours the original);
+- `flan scan` (default profile), its ratio to the original (target <= 0.12), the services each
+  found and whether they are the same, and the peak memory of flan's whole process tree;
+- with --profile all: `flan scan --ports all`, its ratio to the default profile's time
+  (target <= 1.5), the services found and the tree's peak memory (target <= 1 GB).
+Peak tree memory: RSS summed over every process of a memory cgroup holding the run, sampled
+every 0.1 s, and the cgroup's own peak (memory.max_usage_in_bytes, which counts page cache too).
+
+Usage (root): .venv/bin/python bench/bench_scan_ns.py [--hosts 256] [--profile default|all|both]
+              [--skip-original] [--workers N] [-- extra flags for flan scan's Nmap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from testlab._daemons import DAEMONS, DaemonContext, Launch  # noqa: E402
+
+Service = tuple[str, int]  # (address, port)
+FIRST = ipaddress.IPv4Address("127.0.1.0")
+TOP1000_PORTS = (22, 80, 8000)
+ALL_PORTS = (*TOP1000_PORTS, 6379, 11211)
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
+
+
+def _one_per_host(name: str, launch: Launch, work: Path) -> Launch:
+    """One daemon stands for N hosts: lift its limits on concurrent clients so that they are
+    those of N daemons (sshd drops unauthenticated connections past MaxStartups 10)."""
+    if name == "sshd":
+        with open(work / "sshd_config", "a") as conf:
+            conf.write("MaxStartups 10000\nPerSourceMaxStartups none\n")
+    elif name == "nginx":
+        conf = work / "nginx.conf"
+        conf.write_text(
+            conf.read_text().replace("worker_connections 256", "worker_connections 8192")
+        )
+    elif name == "memcached":
+        argv = list(launch.argv)
+        argv[argv.index("-c") + 1] = "8192"
+        return Launch(argv, launch.user, launch.group)
+    return launch
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def _targets(count: int) -> list[str]:
+    addrs = [str(FIRST + i) for i in range(count)]
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    if not all(ipaddress.ip_address(a) in loopback for a in addrs):
+        raise SystemExit("refusing: a target would fall outside 127.0.0.0/8")
+    return addrs
+
+
+class Namespace:
+    """A network namespace with only `lo`, and the benchmark's daemons listening on 0.0.0.0."""
+
+    def __init__(self, state: Path) -> None:
+        self.name = f"flanbench-{os.getpid()}"
+        self.state = state
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.etc = Path("/etc/netns") / self.name  # bind-mounted over /etc by `ip netns exec`
+
+    def argv(self, argv: list[str], user: str | None = None, group: str | None = None) -> list[str]:
+        prefix = ["ip", "netns", "exec", self.name]
+        if user:
+            prefix += ["setpriv", f"--reuid={user}", f"--regid={group or user}", "--init-groups"]
+        return prefix + argv
+
+    def up(self) -> None:
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+        # A name server in the namespace that answers every query at once with NXDOMAIN, as a
+        # near resolver answers: without one, Nmap's reverse DNS waits 13 s per process.
+        self.etc.mkdir(parents=True, exist_ok=True)
+        (self.etc / "resolv.conf").write_text(
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+        )
+        for name, port in (("sshd", 22), ("nginx", 80), ("redis", 6379), ("memcached", 11211)):
+            work = self.state / name
+            work.mkdir(mode=0o755)
+            ctx = DaemonContext("bench", "0.0.0.0", None, port, work, work / "log")
+            launch = DAEMONS[name].prepare(ctx)
+            self._spawn(_one_per_host(name, launch, work), work)
+        web = self.state / "http.server"
+        web.mkdir(mode=0o755)
+        (web / "index.html").write_text("<!doctype html><title>bench</title>\n")
+        python = Launch(["/usr/bin/python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"])
+        self._spawn(python, web)
+        self._spawn(Launch(["/usr/bin/python3", str(Path(__file__).with_name("nxdomain.py"))]), web)
+        deadline = time.monotonic() + 30
+        while (missing := set(ALL_PORTS) - self._listening()) and time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting for a condition: the sockets listening
+        if missing:
+            raise SystemExit(
+                f"daemons not listening on ports {sorted(missing)}; logs in {self.state}"
+            )
+
+    def _spawn(self, launch: Launch, work: Path) -> None:
+        with open(work / "log", "ab") as log:
+            if launch.user:
+                shutil.chown(work / "log", launch.user, launch.group)
+            argv = self.argv(launch.argv, launch.user, launch.group)
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=work,
+                    env=ENV,
+                )
+            )
+
+    def _listening(self) -> set[int]:
+        out = subprocess.run(self.argv(["ss", "-Hltn"]), capture_output=True, text=True).stdout
+        return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()}
+
+    def down(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+class TreeMemory:
+    """Peak memory of every process in a memory cgroup made for one run."""
+
+    def __init__(self, label: str) -> None:
+        self.path = CGROUP_ROOT / f"flanbench-{os.getpid()}-{label}"
+        self.path.mkdir()
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def enter(self) -> None:
+        """Run in the child before exec: join the cgroup (children inherit it)."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.1):
+            total = 0
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            self.peak_rss = max(self.peak_rss, total)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+    def cgroup_peak(self) -> int:
+        return int((self.path / "memory.max_usage_in_bytes").read_text())
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+def _services_in_xml(path: Path) -> dict[Service, str]:
+    found: dict[Service, str] = {}
+    root = ET.parse(path).getroot()  # our own Nmap run's output, inside our namespace
+    for host in root.iter("host"):
+        addr = next(a.get("addr", "") for a in host.iter("address") if a.get("addrtype") != "mac")
+        for port in host.iter("port"):
+            state, service = port.find("state"), port.find("service")
+            if state is not None and state.get("state") == "open" and service is not None:
+                if service.get("product"):
+                    found[(addr, int(port.get("portid", "0")))] = service.get("product", "")
+    return found
+
+
+def _services_in_report(path: Path) -> dict[Service, str]:
+    data = json.loads(path.read_text())
+    return {
+        (loc["address"], loc["port"]): svc["product"]
+        for svc in data["services"]
+        if svc["product"]
+        for loc in svc["locations"]
+        if loc["protocol"] == "tcp"
+    }
+
+
+def _timed(ns: Namespace, argv: list[str], label: str) -> tuple[float, int, int]:
+    """Seconds, peak tree RSS and cgroup peak of `argv` run inside the namespace."""
+    mem = TreeMemory(label)
+    try:
+        t0 = time.monotonic()
+        with mem.running():
+            r = subprocess.run(ns.argv(argv), preexec_fn=mem.enter, capture_output=True,
+                               text=True, timeout=7200)  # fmt: skip
+        seconds = time.monotonic() - t0
+        if r.returncode != 0:
+            raise SystemExit(f"{label} failed ({r.returncode}): {r.stderr[-2000:]}")
+        return seconds, mem.peak_rss, mem.cgroup_peak()
+    finally:
+        mem.remove()
+
+
+def _count(found: dict[Service, str], targets: list[str], ports: tuple[int, ...]) -> str:
+    hit = sum(1 for a in targets for p in ports if (a, p) in found)
+    return f"{hit}/{len(targets) * len(ports)}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=256, help="loopback hosts from 127.0.1.0")
+    parser.add_argument("--profile", choices=("default", "all", "both"), default="default")
+    parser.add_argument("--skip-original", action="store_true", help="time flan only")
+    parser.add_argument("--workers", type=int, help="flan scan --workers")
+    parser.add_argument("nmap_flags", nargs="*", help="after --: flags for flan scan's Nmap")
+    args = parser.parse_args()
+    if not 1 <= args.hosts <= 65536:
+        parser.error("--hosts: 1 to 65536")
+    targets = _targets(args.hosts)
+    with tempfile.TemporaryDirectory(prefix="bench-scan-ns-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        (work / "targets.txt").write_text("".join(f"{t}\n" for t in targets))
+        ns = Namespace(work / "daemons")
+        (work / "daemons").mkdir(mode=0o755)
+        ns.up()
+        try:
+            print(f"{args.hosts} hosts {targets[0]}..{targets[-1]} in namespace {ns.name}; "
+                  f"{os.cpu_count()} cores, {_load()}")  # fmt: skip
+            orig: tuple[float, dict[Service, str]] | None = None
+            if not args.skip_original:
+                out = work / "original.xml"
+                argv = ["nmap", "-sS", "-sV", "-oX", str(out), "-iL", str(work / "targets.txt")]
+                seconds, rss, cg = _timed(ns, argv, "original")
+                orig = (seconds, _services_in_xml(out))
+                print(f"original (nmap -sS -sV, one process): {seconds:7.1f} s  services "
+                      f"{_count(orig[1], targets, TOP1000_PORTS)}  tree RSS {_mb(rss)}  "
+                      f"[{_load()}]")  # fmt: skip
+            default_s: float | None = None
+            profiles = ("default", "all") if args.profile == "both" else (args.profile,)
+            for profile in profiles:
+                run = work / f"flan-{profile}"
+                argv = [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet",
+                        "--format", "json", "--output-dir", str(run),
+                        "-iL", str(work / "targets.txt")]  # fmt: skip
+                if profile == "all":
+                    argv += ["--ports", "all"]
+                if args.workers:
+                    argv += ["--workers", str(args.workers)]
+                if args.nmap_flags:
+                    argv += ["--", *args.nmap_flags]
+                seconds, rss, cg = _timed(ns, argv, profile)
+                found = _services_in_report(run / "report.json")
+                ports = TOP1000_PORTS if profile == "default" else ALL_PORTS
+                meta = json.loads((run / "run.json").read_text())
+                print(f"flan scan{' --ports all' if profile == 'all' else ''}: {seconds:7.1f} s  "
+                      f"services {_count(found, targets, ports)}  tree RSS {_mb(rss)} "
+                      f"(cgroup peak {_mb(cg)}, target 1000 MB: "
+                      f"{'met' if rss <= 1e9 else 'NOT met'})  workers {meta.get('workers_max')}"
+                      f"  [{_load()}]")  # fmt: skip
+                print(f"  first Nmap command: {meta['workers'][0]['command']}")
+                if profile == "default":
+                    default_s = seconds
+                    if orig is not None:
+                        ratio = seconds / orig[0]
+                        same = {k: v for k, v in found.items() if k[1] in TOP1000_PORTS} == orig[1]
+                        print(f"  flan / original = {ratio:.3f} (target <= 0.12: "
+                              f"{'met' if ratio <= 0.12 else 'NOT met'}); same services as the "
+                              f"original: {'yes' if same else 'NO'}")  # fmt: skip
+                elif default_s is not None:
+                    ratio = seconds / default_s
+                    print(f"  --ports all / default = {ratio:.2f} (target <= 1.5: "
+                          f"{'met' if ratio <= 1.5 else 'NOT met'})")  # fmt: skip
+        finally:
+            ns.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
