@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _interrupt import default_sigint
 
 from testlab import Lab
 
@@ -185,6 +186,7 @@ def test_interrupted_scan_keeps_xml_reports_what_finished_and_exits_3(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # as in a terminal, even when the suite runs in the background
     )
     # Interrupt once service detection has written XML: its host is then half done.
     deadline = time.monotonic() + 60

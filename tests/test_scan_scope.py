@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from _fake_nmap import FakeNmap
+from _interrupt import default_sigint
 from click.testing import CliRunner
 
 from flanscan._cli import cli
@@ -231,6 +232,7 @@ def test_a_worker_stopped_before_nmap_wrote_anything_has_no_xml(fake_nmap: FakeN
         [sys.executable, "-m", "flanscan", "scan", "--no-db", "-f", "json", "--output-dir",
          str(run), "127.0.0.1"],
         env=fake_nmap.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,  # as in a terminal, even when the suite runs in the background
     )  # fmt: skip
     xml = run / "xml" / "scan-01.xml"
     deadline = time.monotonic() + 60
