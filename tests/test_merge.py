@@ -186,30 +186,36 @@ def test_wait_polls_until_the_last_shard_is_done(s3: CloudEnv, tmp_path: Path) -
                    "--no-history", "-o", str(tmp_path / "early")], tmp_path)  # fmt: skip
     assert quick.returncode == 3 and "shard 1/2 missing" in quick.stderr
     assert "not every shard finished within 1s" in quick.stderr
-    merge = subprocess.Popen(
-        [
-            *FLAN,
-            "merge",
-            s3.url("w/job-w"),
-            "--no-db",
-            "-f",
-            "json",
-            "--wait",
-            "120",
-            "-o",
-            str(tmp_path / "late"),
-        ],
-        cwd=tmp_path,
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1)
-    assert merge.poll() is None  # still waiting for shard 1
+    log = tmp_path / "merge-stderr.txt"
+    with log.open("w") as stderr:  # a file: the test reads what merge logged while it runs
+        merge = subprocess.Popen(
+            [
+                *FLAN,
+                "merge",
+                s3.url("w/job-w"),
+                "--no-db",
+                "-f",
+                "json",
+                "--wait",
+                "120",
+                "-o",
+                str(tmp_path / "late"),
+            ],
+            cwd=tmp_path,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    # Shard 1 is written only once merge has seen the run without it, so that it must poll.
+    deadline = time.monotonic() + 60
+    while "waiting for shards: 1 of 2 complete" not in log.read_text():
+        assert merge.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"merge never said it waits: {log.read_text()}"
+        time.sleep(0.05)
     _scan_shard(1, 2, s3.url("w"), tmp_path / "pod1", "job-w")
-    _out, err = merge.communicate(timeout=120)
-    assert merge.returncode == 0, err
+    merge.communicate(timeout=120)
+    assert merge.returncode == 0, log.read_text()
     assert _report(tmp_path / "late")["scan"]["incomplete_targets"] == []
 
 
