@@ -49,6 +49,7 @@ from flanscan._scan.nmapargs import PassThrough
 from flanscan._scan.privilege import NmapChoice, choose_nmap
 from flanscan._scan.process import LineQueue, NmapProcess, nmap_version
 from flanscan._scan.progress import NullProgress, ProgressSink, ScanProgress, progress_snapshot
+from flanscan._scan.stopping import StopRequest, stop_signals
 from flanscan._targets import (
     DEFAULT_MAX_HOSTS,
     TargetChunk,
@@ -503,28 +504,31 @@ class _Run:
                     self._launch(job)
 
     def execute(self) -> None:
-        for job in self.jobs:
-            if job.after is None:
-                self._launch(job)
-        self.write_runfile(end=None)
-        try:
-            self._loop()
-        except KeyboardInterrupt:
+        with stop_signals() as stop:
+            try:
+                for job in self.jobs:
+                    if job.after is None:
+                        self._launch(job)
+                self.write_runfile(end=None)
+                self._loop(stop)
+            except KeyboardInterrupt:  # where no handler could be installed (not main thread)
+                stop.requested = True
+            except BaseException:
+                self._stop_all()
+                raise
+        if stop.requested:
             self.interrupted = True
             self.sink.note("interrupted: stopping Nmap; the XML written so far is kept")
             self._stop_all()
             self._drain()
-        except BaseException:
-            self._stop_all()
-            raise
 
     def _stop_all(self) -> None:
         for job in self._running():
             assert job.proc is not None
             job.proc.stop()
 
-    def _loop(self) -> None:
-        while True:
+    def _loop(self, stop: StopRequest) -> None:
+        while not stop.requested:
             if self.options.ports == "all":
                 self._launch_waiting()
                 self._launch_services()
