@@ -228,16 +228,7 @@ def plan_fleet_run(
     where = output or legacy_output(env)
     destination = parse_location(where) if where else None
 
-    given_id = run_id or env.get(RUN_ID_ENV, "").strip() or None
-    if given_id is not None:
-        rid = _check_run_id(given_id, "--run-id" if run_id else RUN_ID_ENV)
-    elif chosen_shard is not None:
-        raise UsageError(
-            f"--shard {chosen_shard}: all shards of a run need the same run id; set {RUN_ID_ENV} "
-            "(the manifests set it to the Job's name) or pass --run-id"
-        )
-    else:
-        rid = ""
+    rid = _given_run_id(run_id, env, chosen_shard)
     parts = [p for p in (rid, chosen_shard.name if chosen_shard else "") if p]
 
     if output_dir is not None:
@@ -250,17 +241,9 @@ def plan_fleet_run(
     rid = rid or run_dir.resolve().name  # resolved: `--output-dir .` has no name of its own
     key_prefix = "/".join([rid, *([chosen_shard.name] if chosen_shard else [])])
 
-    sink: Sink | None = None
-    if destination is not None:
-        local_target = (
-            None
-            if destination.is_remote
-            else Path(destination.prefix).joinpath(*key_prefix.split("/"))
-        )
-        if local_target is None or local_target.resolve() != run_dir.resolve():
-            sink = open_sink(destination)
-        else:
-            destination = None  # written in place: nothing to copy
+    sink = _sink_for(destination, key_prefix, run_dir)
+    if sink is None:
+        destination = None  # none, or written in place: nothing to copy
     return FleetRun(
         run_dir=run_dir,
         run_id=rid,
@@ -270,3 +253,28 @@ def plan_fleet_run(
         sink=sink,
         note=note,
     )
+
+
+def _given_run_id(run_id: str | None, env: Mapping[str, str], shard: Shard | None) -> str:
+    """--run-id, else FLAN_RUN_ID; "" when neither is set (a shard needs one)."""
+    given_id = run_id or env.get(RUN_ID_ENV, "").strip() or None
+    if given_id is not None:
+        return _check_run_id(given_id, "--run-id" if run_id else RUN_ID_ENV)
+    if shard is not None:
+        raise UsageError(
+            f"--shard {shard}: all shards of a run need the same run id; set {RUN_ID_ENV} "
+            "(the manifests set it to the Job's name) or pass --run-id"
+        )
+    return ""
+
+
+def _sink_for(destination: StorageLocation | None, key_prefix: str, run_dir: Path) -> Sink | None:
+    """Where to copy the run: None without a destination, or when the run directory already is
+    the destination's place for it."""
+    if destination is None:
+        return None
+    if not destination.is_remote:
+        local_target = Path(destination.prefix).joinpath(*key_prefix.split("/"))
+        if local_target.resolve() == run_dir.resolve():
+            return None
+    return open_sink(destination)

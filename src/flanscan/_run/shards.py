@@ -196,22 +196,7 @@ def merged_summary(run: RunShards) -> tuple[ScanSummary, list[str]]:
         (s, summary_from_run_json(s.path)) for s in run.shards if s.path is not None
     ]  # fmt: skip
     summaries = [(s, p) for s, p in parts if p is not None]
-    warnings: list[str] = []
-    not_checked: list[str] = []
-    for state in run.shards:
-        if state.state == "complete":
-            continue
-        targets = _not_checked(run, state)
-        what = "missing" if state.state == "missing" else f"incomplete ({state.reason})"
-        warnings.append(
-            f"shard {state.shard} {what}: its {len(targets)} target(s) were not checked"
-            + (
-                f" (first {MAX_LISTED_PER_SHARD} listed)"
-                if len(targets) > MAX_LISTED_PER_SHARD
-                else ""
-            )
-        )
-        not_checked.extend(targets[:MAX_LISTED_PER_SHARD])
+    warnings, not_checked = _unfinished_shards(run)
     for state, summary in summaries:
         warnings.extend(f"shard {state.shard}: {w}" for w in summary.warnings)
         not_checked.extend(summary.incomplete_targets if state.state == "complete" else ())
@@ -235,6 +220,24 @@ def merged_summary(run: RunShards) -> tuple[ScanSummary, list[str]]:
         run_id=run.run_id,
     )
     return summary, warnings
+
+
+def _unfinished_shards(run: RunShards) -> tuple[list[str], list[str]]:
+    """A warning per missing or incomplete shard, and the targets of theirs not checked."""
+    warnings: list[str] = []
+    not_checked: list[str] = []
+    for state in run.shards:
+        if state.state == "complete":
+            continue
+        targets = _not_checked(run, state)
+        what = "missing" if state.state == "missing" else f"incomplete ({state.reason})"
+        listed = len(targets) > MAX_LISTED_PER_SHARD
+        warnings.append(
+            f"shard {state.shard} {what}: its {len(targets)} target(s) were not checked"
+            + (f" (first {MAX_LISTED_PER_SHARD} listed)" if listed else "")
+        )
+        not_checked.extend(targets[:MAX_LISTED_PER_SHARD])
+    return warnings, not_checked
 
 
 def shard_xml_files(run: RunShards) -> list[Path]:

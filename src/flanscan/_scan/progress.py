@@ -91,32 +91,14 @@ def progress_snapshot(
     from flanscan._scan.jobs import running
 
     now = time.monotonic()
-    done = 0
-    for job in jobs:
-        if job.status.phase in ("scan", "discovery") and job.counts_hosts:
-            done += job.count if job.status.status == "done" else job.hosts_completed
-    busy_hosts = {k[0] for k in pending}
-    for job in jobs:
-        if job.status.phase == "service" and job.status.status != "done":
-            busy_hosts.update(k[0] for k in job.service_keys)
-    done = max(0, min(done - len(busy_hosts), total))
+    done = _hosts_done(jobs, pending, total)
     etas = [
         max(0.0, j.remaining - (now - j.remaining_at))
         for j in running(jobs)
         if j.remaining is not None
     ]
-    if finished:
-        failed = any(j.status.status != "done" for j in jobs)
-        phase = "interrupted" if interrupted else ("incomplete" if failed else "finished")
-    elif all_ports:
-        phases = []
-        if running(jobs, "discovery"):
-            phases.append("discovering ports")
-        if running(jobs, "service") or pending:
-            phases.append("detecting services")
-        phase = ", ".join(phases) or "detecting services"
-    else:
-        phase = "scanning"
+    phase = _phase_words(jobs, pending, interrupted=interrupted, all_ports=all_ports,
+                         finished=finished)  # fmt: skip
     eta = max(etas) if etas else None
     if eta is None and not finished and 0 < done < total:
         eta = (now - started) * (total - done) / done  # Nmap gave no estimate: our own rate
@@ -131,3 +113,40 @@ def progress_snapshot(
         running=len(running(jobs)),
         finished=finished,
     )
+
+
+def _hosts_done(jobs: Sequence[Job], pending: Sequence[PortKey], total: int) -> int:
+    """Hosts whose scan ended, less those with ports still waiting for or in service probes."""
+    done = 0
+    for job in jobs:
+        if job.status.phase in ("scan", "discovery") and job.counts_hosts:
+            done += job.count if job.status.status == "done" else job.hosts_completed
+    busy_hosts = {k[0] for k in pending}
+    for job in jobs:
+        if job.status.phase == "service" and job.status.status != "done":
+            busy_hosts.update(k[0] for k in job.service_keys)
+    return max(0, min(done - len(busy_hosts), total))
+
+
+def _phase_words(
+    jobs: Sequence[Job],
+    pending: Sequence[PortKey],
+    *,
+    interrupted: bool,
+    all_ports: bool,
+    finished: bool,
+) -> str:
+    """What the scan is doing, in words for the display."""
+    from flanscan._scan.jobs import running
+
+    if finished:
+        failed = any(j.status.status != "done" for j in jobs)
+        return "interrupted" if interrupted else ("incomplete" if failed else "finished")
+    if not all_ports:
+        return "scanning"
+    phases = []
+    if running(jobs, "discovery"):
+        phases.append("discovering ports")
+    if running(jobs, "service") or pending:
+        phases.append("detecting services")
+    return ", ".join(phases) or "detecting services"
