@@ -47,6 +47,10 @@ Service = tuple[str, int]  # (address, port)
 FIRST = ipaddress.IPv4Address("127.0.1.0")
 TOP1000_PORTS = (22, 80, 8000)
 ALL_PORTS = (*TOP1000_PORTS, 6379, 11211)
+HTTP_SERVER = (
+    "import http.server as h; h.ThreadingHTTPServer.request_queue_size = 4096; "
+    "h.test(h.SimpleHTTPRequestHandler, h.ThreadingHTTPServer, port=8000, bind='0.0.0.0')"
+)
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
 
@@ -114,7 +118,8 @@ class Namespace:
         web = self.state / "http.server"
         web.mkdir(mode=0o755)
         (web / "index.html").write_text("<!doctype html><title>bench</title>\n")
-        python = Launch(["/usr/bin/python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"])
+        # http.server's listen backlog is 5: raised as for the other daemons (one for N hosts).
+        python = Launch(["/usr/bin/python3", "-c", HTTP_SERVER])
         self._spawn(python, web)
         self._spawn(Launch(["/usr/bin/python3", str(Path(__file__).with_name("nxdomain.py"))]), web)
         deadline = time.monotonic() + 30
