@@ -29,6 +29,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -262,6 +263,8 @@ def main() -> int:
     if not 1 <= args.hosts <= 65536:
         parser.error("--hosts: 1 to 65536")
     targets = _targets(args.hosts)
+    # Killed: still take the namespace and its daemons down (finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     with tempfile.TemporaryDirectory(prefix="bench-scan-ns-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)
