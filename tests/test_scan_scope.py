@@ -196,13 +196,21 @@ def test_internet_sized_scope_is_refused_naming_the_target(fake_nmap: FakeNmap) 
 
 
 def test_multicast_and_reserved_ranges_are_never_targets(fake_nmap: FakeNmap) -> None:
+    # Only loopback and never-scanned blocks are named, even with a fake nmap (safety rule).
     run = fake_nmap.bin_dir.parent / "run"
+    # a network made only of multicast and reserved blocks is refused, nothing is run
     r = _flan(fake_nmap, "scan", "--no-db", "--max-hosts", str(2**32), "--output-dir", str(run),
-              "--workers", "1", "192.0.0.0/2")  # fmt: skip
+              "--workers", "1", "224.0.0.0/3")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "multicast" in r.stderr and "reserved" in r.stderr
+    assert fake_nmap.calls() == [] and not run.exists()
+    # a network that also holds scannable addresses is scanned without the never-scanned part
+    r = _flan(fake_nmap, "scan", "--no-db", "--output-dir", str(run), "--workers", "1",
+              "::/127")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved) addresses are not scanned" in r.stderr
+    assert "::/128 (unspecified) addresses are not scanned" in r.stderr
     (argv,) = fake_nmap.calls()
-    assert argv[-1] == "192.0.0.0/3"  # 224.0.0.0/3 left out
+    assert argv[-1] == "::1"  # :: left out
 
 
 def test_hosts_outside_the_scope_are_named_and_left_out(fake_nmap: FakeNmap) -> None:
