@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import TextIO
 from urllib.parse import quote, urlsplit
 
@@ -583,3 +584,18 @@ def scan_lines(report: Report) -> list[tuple[str, str]]:
     rows.extend(("Warning", warning) for warning in scan.warnings)
     rows.extend(("Nmap XML", path) for path in scan.xml_files)
     return [(label, one_line(value)) for label, value in rows]
+
+
+def utc_z(value: datetime) -> str:
+    """RFC 3339 in UTC with `Z`, as SARIF and CycloneDX date-times ask (naive values are UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tool_version() -> str:
+    """flan's installed version, for the tool entries of machine formats."""
+    try:
+        return version("flanscan")
+    except PackageNotFoundError:  # running from a source tree without metadata
+        return "0"

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+from datetime import datetime
 from typing import Any
 
 from flanscan._model import CvssScore, Finding, FindingStatus, Report, ServiceReport, Severity
 from flanscan._remediation import remediation_of
-from flanscan._render._common import GENERATOR, clean, one_line, vuln_url
+from flanscan._render._common import (
+    GENERATOR,
+    clean,
+    one_line,
+    tool_version,
+    utc_z,
+    vuln_url,
+)
 
 Json = dict[str, Any]
 
@@ -44,19 +50,6 @@ _SEVERITY = {
     Severity.NONE: "none",
     Severity.UNKNOWN: "unknown",
 }
-
-
-def _utc(value: datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _tool_version() -> str:
-    try:
-        return version("flanscan")
-    except PackageNotFoundError:
-        return "0"
 
 
 def _component(ref: str, svc: ServiceReport) -> Json:
@@ -160,7 +153,7 @@ def _published(text: str) -> str:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return "1970-01-01T00:00:00Z"
-    return _utc(value)
+    return utc_z(value)
 
 
 def cyclonedx_document(report: Report) -> Json:
@@ -176,13 +169,13 @@ def cyclonedx_document(report: Report) -> Json:
             vulnerabilities.append(_vulnerability(f"{ref}-finding-{m}", ref, sf.finding, labels))
     metadata: Json = {
         "tools": {
-            "components": [{"type": "application", "name": GENERATOR, "version": _tool_version()}]
+            "components": [{"type": "application", "name": GENERATOR, "version": tool_version()}]
         },
         "properties": [{"name": "flan:target", "value": one_line(t)} for t in report.scan.targets],
     }
     when = report.scan.end or report.scan.start
     if when is not None:
-        metadata["timestamp"] = _utc(when)
+        metadata["timestamp"] = utc_z(when)
     bom: Json = {"bomFormat": "CycloneDX", "specVersion": "1.6"}
     if report.scan.run_id:
         # The same run gives the same serial number (a rebuilt report replaces the earlier).

@@ -15,14 +15,19 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
 from urllib.parse import quote
 
 from flanscan._model import Finding, FindingStatus, Location, Report, Severity
 from flanscan._remediation import remediation_of
-from flanscan._render._common import GENERATOR, one_line, service_title, vuln_url
+from flanscan._render._common import (
+    GENERATOR,
+    one_line,
+    service_title,
+    tool_version,
+    utc_z,
+    vuln_url,
+)
 
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -38,20 +43,6 @@ _LEVEL = {
     Severity.NONE: "note",
     Severity.UNKNOWN: "warning",  # no score yet: not to be hidden as a note
 }
-
-
-def _utc(value: datetime) -> str:
-    """RFC 3339 in UTC with `Z`, as SARIF's date-time properties ask (naive values are UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _tool_version() -> str:
-    try:
-        return version("flanscan")
-    except PackageNotFoundError:  # running from a source tree without metadata
-        return "0"
 
 
 def _rule(finding: Finding) -> Json:
@@ -157,10 +148,10 @@ def _run_head(report: Report) -> Json:
     if report.scan.start is not None:
         invocation: Json = {
             "executionSuccessful": not report.scan.incomplete_targets,
-            "startTimeUtc": _utc(report.scan.start),
+            "startTimeUtc": utc_z(report.scan.start),
         }
         if report.scan.end is not None:
-            invocation["endTimeUtc"] = _utc(report.scan.end)
+            invocation["endTimeUtc"] = utc_z(report.scan.end)
         run["invocations"] = [invocation]
     return run
 
@@ -180,7 +171,7 @@ def write_sarif(report: Report, out: TextIO) -> None:
     out.write("\n ],\n")
     for key, value in _run_head(report).items():
         out.write(f" {_dumps(key)}: {_dumps(value)},\n")
-    driver = {"name": GENERATOR, "version": _tool_version(), "rules": rules}
+    driver = {"name": GENERATOR, "version": tool_version(), "rules": rules}
     out.write(' "tool": {"driver": ' + _dumps(driver) + "}\n}]}\n")
 
 
