@@ -16,18 +16,24 @@ Prints, in one run on the same hosts, with the load average beside every figure:
   (target <= 1.5), the services found and the tree's peak memory (target <= 1 GB).
 Peak tree memory: RSS summed over every process of a memory cgroup holding the run, sampled
 every 0.1 s, and the cgroup's own peak (memory.max_usage_in_bytes, which counts page cache too).
+CPU: user + system seconds of the whole process tree (every process is waited for by its
+parent, so getrusage(RUSAGE_CHILDREN) counts them all).
+`--load N` runs N busy-loop CPU hogs (outside the namespace, at normal priority) for the whole
+run of both scanners, so that a loaded machine can be reproduced.
 
 Usage (root): .venv/bin/python bench/bench_scan_ns.py [--hosts 256] [--profile default|all|both]
-              [--skip-original] [--workers N] [-- extra flags for flan scan's Nmap]
+              [--skip-original] [--workers N] [--load N] [-- extra flags for flan scan's Nmap]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -227,20 +233,49 @@ def _services_in_report(path: Path) -> dict[Service, str]:
     }
 
 
-def _timed(ns: Namespace, argv: list[str], label: str) -> tuple[float, int, int]:
-    """Seconds, peak tree RSS and cgroup peak of `argv` run inside the namespace."""
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    seconds: float
+    cpu: float  # user + system seconds of the whole process tree
+    rss: int  # peak of the RSS summed over the tree
+    cgroup: int  # the memory cgroup's own peak
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(ns: Namespace, argv: list[str], label: str) -> Timing:
+    """Wall and CPU seconds, peak tree RSS and cgroup peak of `argv` run in the namespace."""
     mem = TreeMemory(label)
     try:
-        t0 = time.monotonic()
+        cpu0, t0 = _children_cpu(), time.monotonic()
         with mem.running():
             r = subprocess.run(ns.argv(argv), preexec_fn=mem.enter, capture_output=True,
                                text=True, timeout=7200)  # fmt: skip
         seconds = time.monotonic() - t0
         if r.returncode != 0:
             raise SystemExit(f"{label} failed ({r.returncode}): {r.stderr[-2000:]}")
-        return seconds, mem.peak_rss, mem.cgroup_peak()
+        return Timing(seconds, _children_cpu() - cpu0, mem.peak_rss, mem.cgroup_peak())
     finally:
         mem.remove()
+
+
+HOG = "while True: pass"
+
+
+@contextlib.contextmanager
+def _cpu_hogs(count: int) -> Iterator[None]:
+    """`count` busy loops for as long as the block runs (a loaded machine, reproducibly)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait()
 
 
 def _count(found: dict[Service, str], targets: list[str], ports: tuple[int, ...]) -> str:
@@ -258,10 +293,14 @@ def main() -> int:
     parser.add_argument("--profile", choices=("default", "all", "both"), default="default")
     parser.add_argument("--skip-original", action="store_true", help="time flan only")
     parser.add_argument("--workers", type=int, help="flan scan --workers")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="run N busy-loop CPU hogs during both scanners' runs")  # fmt: skip
     parser.add_argument("nmap_flags", nargs="*", help="after --: flags for flan scan's Nmap")
     args = parser.parse_args()
     if not 1 <= args.hosts <= 65536:
         parser.error("--hosts: 1 to 65536")
+    if not 0 <= args.load <= 64:
+        parser.error("--load: 0 to 64 CPU hogs")
     targets = _targets(args.hosts)
     # Killed: still take the namespace and its daemons down (finally blocks).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -274,54 +313,60 @@ def main() -> int:
         ns.up()
         try:
             print(f"{args.hosts} hosts {targets[0]}..{targets[-1]} in namespace {ns.name}; "
-                  f"{os.cpu_count()} cores, {_load()}")  # fmt: skip
-            orig: tuple[float, dict[Service, str]] | None = None
-            if not args.skip_original:
-                out = work / "original.xml"
-                argv = ["nmap", "-sS", "-sV", "-oX", str(out), "-iL", str(work / "targets.txt")]
-                seconds, rss, cg = _timed(ns, argv, "original")
-                orig = (seconds, _services_in_xml(out))
-                print(f"original (nmap -sS -sV, one process): {seconds:7.1f} s  services "
-                      f"{_count(orig[1], targets, TOP1000_PORTS)}  tree RSS {_mb(rss)}  "
-                      f"[{_load()}]")  # fmt: skip
-            default_s: float | None = None
-            profiles = ("default", "all") if args.profile == "both" else (args.profile,)
-            for profile in profiles:
-                run = work / f"flan-{profile}"
-                argv = [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet",
-                        "--format", "json", "--output-dir", str(run),
-                        "-iL", str(work / "targets.txt")]  # fmt: skip
-                if profile == "all":
-                    argv += ["--ports", "all"]
-                if args.workers:
-                    argv += ["--workers", str(args.workers)]
-                if args.nmap_flags:
-                    argv += ["--", *args.nmap_flags]
-                seconds, rss, cg = _timed(ns, argv, profile)
-                found = _services_in_report(run / "report.json")
-                ports = TOP1000_PORTS if profile == "default" else ALL_PORTS
-                meta = json.loads((run / "run.json").read_text())
-                print(f"flan scan{' --ports all' if profile == 'all' else ''}: {seconds:7.1f} s  "
-                      f"services {_count(found, targets, ports)}  tree RSS {_mb(rss)} "
-                      f"(cgroup peak {_mb(cg)}, target 1000 MB: "
-                      f"{'met' if rss <= 1e9 else 'NOT met'})  workers {meta.get('workers_max')}"
-                      f"  [{_load()}]")  # fmt: skip
-                print(f"  first Nmap command: {meta['workers'][0]['command']}")
-                if profile == "default":
-                    default_s = seconds
-                    if orig is not None:
-                        ratio = seconds / orig[0]
-                        same = {k: v for k, v in found.items() if k[1] in TOP1000_PORTS} == orig[1]
-                        print(f"  flan / original = {ratio:.3f} (target <= 0.12: "
-                              f"{'met' if ratio <= 0.12 else 'NOT met'}); same services as the "
-                              f"original: {'yes' if same else 'NO'}")  # fmt: skip
-                elif default_s is not None:
-                    ratio = seconds / default_s
-                    print(f"  --ports all / default = {ratio:.2f} (target <= 1.5: "
-                          f"{'met' if ratio <= 1.5 else 'NOT met'})")  # fmt: skip
+                  f"{os.cpu_count()} cores, {args.load} CPU hogs, {_load()}")  # fmt: skip
+            _compare(args, ns, work, targets)
         finally:
             ns.down()
     return 0
+
+
+def _compare(args: argparse.Namespace, ns: Namespace, work: Path, targets: list[str]) -> None:
+    with _cpu_hogs(args.load):
+        orig: tuple[float, dict[Service, str]] | None = None
+        if not args.skip_original:
+            out = work / "original.xml"
+            argv = ["nmap", "-sS", "-sV", "-oX", str(out), "-iL", str(work / "targets.txt")]
+            t = _timed(ns, argv, "original")
+            orig = (t.seconds, _services_in_xml(out))
+            print(f"original (nmap -sS -sV, one process): {t.seconds:7.1f} s  CPU "
+                  f"{t.cpu:.1f} s  services {_count(orig[1], targets, TOP1000_PORTS)}  "
+                  f"tree RSS {_mb(t.rss)}  [{_load()}]")  # fmt: skip
+        default_s: float | None = None
+        profiles = ("default", "all") if args.profile == "both" else (args.profile,)
+        for profile in profiles:
+            run = work / f"flan-{profile}"
+            argv = [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet",
+                    "--format", "json", "--output-dir", str(run),
+                    "-iL", str(work / "targets.txt")]  # fmt: skip
+            if profile == "all":
+                argv += ["--ports", "all"]
+            if args.workers:
+                argv += ["--workers", str(args.workers)]
+            if args.nmap_flags:
+                argv += ["--", *args.nmap_flags]
+            t = _timed(ns, argv, profile)
+            seconds = t.seconds
+            found = _services_in_report(run / "report.json")
+            ports = TOP1000_PORTS if profile == "default" else ALL_PORTS
+            meta = json.loads((run / "run.json").read_text())
+            print(f"flan scan{' --ports all' if profile == 'all' else ''}: {seconds:7.1f} s  "
+                  f"CPU {t.cpu:.1f} s  services {_count(found, targets, ports)}  tree RSS "
+                  f"{_mb(t.rss)} (cgroup peak {_mb(t.cgroup)}, target 1000 MB: "
+                  f"{'met' if t.rss <= 1e9 else 'NOT met'})  workers {meta.get('workers_max')}"
+                  f"  [{_load()}]")  # fmt: skip
+            print(f"  first Nmap command: {meta['workers'][0]['command']}")
+            if profile == "default":
+                default_s = seconds
+                if orig is not None:
+                    ratio = seconds / orig[0]
+                    same = {k: v for k, v in found.items() if k[1] in TOP1000_PORTS} == orig[1]
+                    print(f"  flan / original = {ratio:.3f} (target <= 0.12: "
+                          f"{'met' if ratio <= 0.12 else 'NOT met'}); same services as the "
+                          f"original: {'yes' if same else 'NO'}")  # fmt: skip
+            elif default_s is not None:
+                ratio = seconds / default_s
+                print(f"  --ports all / default = {ratio:.2f} (target <= 1.5: "
+                      f"{'met' if ratio <= 1.5 else 'NOT met'})")  # fmt: skip
 
 
 if __name__ == "__main__":
