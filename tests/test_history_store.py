@@ -131,7 +131,8 @@ def test_delete_run(history_url: str) -> None:
         run_id = store.record(make_report(_ports(), start=T0))
         store.delete_run(run_id)
         assert store.runs() == []
-        assert store.db.query("SELECT COUNT(*) FROM run_findings")[0][0] == 0
+        for table in ("run_services", "finding_groups", "group_findings"):
+            assert store.db.query(f"SELECT COUNT(*) FROM {table}")[0][0] == 0
 
 
 def test_schema_created_and_migrated_in_order(history_url: str) -> None:

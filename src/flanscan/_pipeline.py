@@ -598,14 +598,14 @@ def _record_history(
     """Record the run; return the report with the changes since the previous run of its
     targets (when there is one)."""
     from flanscan._history import diff_runs, open_history
-    from flanscan._history._rows import rows_from_report
+    from flanscan._history._groups import compact_from_report
 
     store = open_history(history_location(options, out))
     try:
-        rows = rows_from_report(report)  # flattened once for both
-        previous = store.previous_run(report, rows=rows)
-        outcome.run_id = store.record(report, run_dir=str(out), source=source, rows=rows)
-        del rows
+        compact = compact_from_report(report)  # converted once for both
+        previous = store.previous_run(report, compact=compact)
+        outcome.run_id = store.record(report, run_dir=str(out), source=source, compact=compact)
+        del compact
         if previous is not None:
             changes = diff_runs(store, previous.id, outcome.run_id)
             report = dataclasses.replace(report, changes=changes)

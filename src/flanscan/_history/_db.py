@@ -39,6 +39,10 @@ class Database:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         raise NotImplementedError
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """The rows of a query without holding them all; run nothing else until it is spent."""
+        raise NotImplementedError
+
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
@@ -95,6 +99,11 @@ class SqliteDatabase(Database):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self._conn.execute(sql, tuple(params)).fetchall())
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        cur = self._conn.execute(sql, tuple(params))
+        while batch := cur.fetchmany(10_000):
+            yield from batch
+
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
@@ -148,6 +157,11 @@ class PostgresDatabase(Database):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._conn.execute(_pg_sql(sql), tuple(params))
         return list(cur.fetchall())
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        # Single-row mode: psycopg's ordinary cursor would fetch the whole result first.
+        with self._conn.cursor() as cur:
+            yield from cur.stream(_pg_sql(sql), tuple(params))
 
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]

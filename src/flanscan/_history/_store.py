@@ -3,7 +3,6 @@ load a run back as rows for the diff."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -15,6 +14,13 @@ from typing import Any
 from flanscan._errors import UsageError
 from flanscan._history._db import Database, connect, is_postgres_url
 from flanscan._history._diff import OldFindingCounts, diff_rows
+from flanscan._history._groups import (
+    CompactRun,
+    RunHeader,
+    compact_from_report,
+    run_fingerprint,
+    save_groups,
+)
 from flanscan._history._migrations import migrate
 from flanscan._history._rows import (
     FindingRow,
@@ -25,19 +31,21 @@ from flanscan._history._rows import (
     rows_from_report,
     utc,
 )
-from flanscan._model import ChangeSummary, Confidence, FindingStatus, Report, Severity
+from flanscan._model import ChangeSummary, Report, Severity
 
 HISTORY_FILE_NAME = "history.sqlite3"
 
 _HOST_COLS = ("run_id", "address", "hostnames", "status", "open_ports")
 _SERVICE_COLS = (
     "run_id", "address", "port", "protocol", "name", "product", "version", "extrainfo", "cpes",
+    "findings_group",
 )  # fmt: skip
-_FINDING_COLS = (
-    "run_id", "vuln_id", "address", "port", "protocol", "status", "confidence", "severity",
-    "cvss", "kev", "kev_date_added", "suppression_source", "suppression_reason",
-    "suppression_owner", "suppression_expires",
-)  # fmt: skip
+# A finding as FindingRow orders its fields; `g` is group_findings, `s` the location's row.
+_FINDING_SELECT = (
+    "g.vuln_id, s.address, s.port, s.protocol, g.status, g.confidence, g.severity, g.cvss, "
+    "g.kev, g.kev_date_added, g.suppression_source, g.suppression_reason, "
+    "g.suppression_owner, g.suppression_expires"
+)
 _RUN_COLS = (
     "id", "seq", "started_at", "ended_at", "recorded_at", "targets", "excluded", "target_key",
     "profile", "ports", "nmap_commands", "nmap_version", "incomplete_targets", "warnings",
@@ -52,30 +60,39 @@ _REF_COLS = (
 )  # fmt: skip
 
 # Findings of run A (parameters: run B, run A) that run B lacks or holds with another status,
-# KEV flag, severity or confidence: the only findings that can make a change item. The join is
-# on the primary key; IS DISTINCT FROM is null-safe in SQLite (3.39+) and PostgreSQL alike.
+# KEV flag, severity or confidence: the only findings that can make a change item. A location
+# whose group is the same in both runs cannot differ and is never expanded; the others are
+# joined finding by finding. IS DISTINCT FROM is null-safe in SQLite (3.39+) and PostgreSQL.
 _CHANGED_FINDINGS = (
-    f"SELECT {', '.join('a.' + c for c in _FINDING_COLS[1:])} FROM run_findings a "
-    "LEFT JOIN run_findings b ON b.run_id = ? AND b.vuln_id = a.vuln_id "
-    "AND b.address = a.address AND b.port = a.port AND b.protocol = a.protocol "
-    "WHERE a.run_id = ? AND (b.run_id IS NULL OR a.status IS DISTINCT FROM b.status "
-    "OR a.kev IS DISTINCT FROM b.kev OR a.severity IS DISTINCT FROM b.severity "
-    "OR a.confidence IS DISTINCT FROM b.confidence)"
+    f"SELECT {_FINDING_SELECT} FROM run_services s "
+    "LEFT JOIN run_services b ON b.run_id = ? AND b.address = s.address "
+    "AND b.port = s.port AND b.protocol = s.protocol "
+    "JOIN group_findings g ON g.group_id = s.findings_group "
+    "LEFT JOIN group_findings h ON h.group_id = b.findings_group AND h.vuln_id = g.vuln_id "
+    "WHERE s.run_id = ? AND s.findings_group IS NOT NULL "
+    "AND (b.findings_group IS NULL OR b.findings_group <> s.findings_group) "
+    "AND (h.group_id IS NULL OR g.status IS DISTINCT FROM h.status "
+    "OR g.kev IS DISTINCT FROM h.kev OR g.severity IS DISTINCT FROM h.severity "
+    "OR g.confidence IS DISTINCT FROM h.confidence)"
 )
 # Old findings per port, for the ports the new run does not list (closed or not checked).
 _OLD_FINDINGS_ON_GONE_PORTS = (
-    "SELECT f.address, f.port, f.protocol, COUNT(*) FROM run_findings f WHERE f.run_id = ? "
-    "AND NOT EXISTS (SELECT 1 FROM run_services s WHERE s.run_id = ? AND s.address = f.address "
-    "AND s.port = f.port AND s.protocol = f.protocol) GROUP BY f.address, f.port, f.protocol"
+    "SELECT s.address, s.port, s.protocol, g.findings FROM run_services s "
+    "JOIN finding_groups g ON g.id = s.findings_group WHERE s.run_id = ? "
+    "AND NOT EXISTS (SELECT 1 FROM run_services n WHERE n.run_id = ? AND n.address = s.address "
+    "AND n.port = s.port AND n.protocol = s.protocol)"
 )
-_OPEN_STATUS_VALUES = tuple(sorted(s.value for s in FindingStatus if s.is_open))
 # Old open exact findings per host, for the hosts not up in the new run (gone or not checked).
 _OLD_OPEN_ON_HOSTS_NOT_UP = (
-    "SELECT f.address, COUNT(*) FROM run_findings f WHERE f.run_id = ? "
-    f"AND f.confidence = '{Confidence.EXACT.value}' "
-    f"AND f.status IN ({', '.join('?' for _ in _OPEN_STATUS_VALUES)}) "
-    "AND NOT EXISTS (SELECT 1 FROM run_hosts h WHERE h.run_id = ? AND h.address = f.address "
-    "AND h.status = 'up') GROUP BY f.address"
+    "SELECT s.address, SUM(g.open_exact) FROM run_services s "
+    "JOIN finding_groups g ON g.id = s.findings_group WHERE s.run_id = ? AND g.open_exact > 0 "
+    "AND NOT EXISTS (SELECT 1 FROM run_hosts h WHERE h.run_id = ? AND h.address = s.address "
+    "AND h.status = 'up') GROUP BY s.address"
+)
+# Groups no run points at any more (after a run is deleted).
+_UNUSED_GROUPS = (
+    "SELECT id FROM finding_groups WHERE id NOT IN "
+    "(SELECT findings_group FROM run_services WHERE findings_group IS NOT NULL)"
 )
 
 
@@ -132,25 +149,22 @@ def target_key(targets: Iterable[str]) -> str:
     return json.dumps(sorted({t.strip() for t in targets if t.strip()}))
 
 
-def _fingerprint(report: Report, rows: RunRows) -> str:
-    """Identity of a scan's content: recording the same results twice gives the same run."""
-    h = hashlib.sha256()
+def _header(report: Report) -> RunHeader:
     scan = report.scan
-    h.update(
-        json.dumps(
-            [
-                list(scan.targets), list(scan.excluded), scan.ports, _ts(scan.start),
-                _ts(scan.end), list(scan.nmap_commands), list(scan.incomplete_targets),
-            ]
-        ).encode()
-    )  # fmt: skip
-    for host in sorted(rows.hosts.values(), key=lambda r: r.address):
-        h.update(f"\0h{host.address}\0{host.status}".encode())
-    for svc in sorted(rows.services.values(), key=lambda r: r.key):
-        h.update(f"\0s{svc.key}\0{svc.name}\0{svc.product}\0{svc.version}".encode())
-    for f in sorted(rows.findings.values(), key=lambda r: r.key):
-        h.update(f"\0f{f.key}\0{f.status}\0{f.kev}\0{f.severity}".encode())
-    return h.hexdigest()
+    return RunHeader(
+        targets=tuple(scan.targets),
+        excluded=tuple(scan.excluded),
+        ports=scan.ports,
+        start=_ts(scan.start),
+        end=_ts(scan.end),
+        nmap_commands=tuple(scan.nmap_commands),
+        incomplete_targets=tuple(scan.incomplete_targets),
+    )
+
+
+def _fingerprint(report: Report, run: CompactRun) -> str:
+    """Identity of a scan's content: recording the same results twice gives the same run."""
+    return run_fingerprint(_header(report), run)
 
 
 def _run_id_base(report: Report, run_dir: str | None, now: datetime) -> str:
@@ -190,13 +204,16 @@ class HistoryStore:
         *,
         run_dir: str | None = None,
         source: str = "scan",
-        rows: RunRows | None = None,
+        compact: CompactRun | None = None,
     ) -> str:
         """Record a run and return its id (the report's run id, else the name of `run_dir`, else
-        the start time); the same results recorded again return the first id. `rows`: the
-        report already flattened (`rows_from_report`), to flatten a large report only once."""
-        rows = rows if rows is not None else rows_from_report(report)
-        fingerprint = _fingerprint(report, rows)
+        the start time); the same results recorded again return the first id. `compact`: the
+        report already in store form (`compact_from_report`), to convert a large report once.
+
+        Rows go in as streams (executemany / COPY): one per host and per location, and the
+        findings of each finding group the store does not hold yet."""
+        run = compact if compact is not None else compact_from_report(report)
+        fingerprint = _fingerprint(report, run)
         now = datetime.now(UTC)
         scan = report.scan
         counts = report.summary()
@@ -217,7 +234,7 @@ class HistoryStore:
                 run_id = f"{base}-{n}"
             seq = int(self.db.query("SELECT COALESCE(MAX(seq), 0) FROM runs")[0][0]) + 1
             vdb = report.vulndb
-            up = [h for h in rows.hosts.values() if h.status == "up"]
+            up = [h for h in run.hosts.values() if h.status == "up"]
             self.db.insert_many(
                 "runs",
                 _RUN_COLS,
@@ -233,7 +250,7 @@ class HistoryStore:
                         vdb.path if vdb else None, vdb.cve_count if vdb else None,
                         json.dumps([list(s) for s in vdb.sources]) if vdb else None,
                         vdb.built_at if vdb else None, report.vulndb_note,
-                        run_dir, source, fingerprint, len(up), rows.open_findings(),
+                        run_dir, source, fingerprint, len(up), run.open_findings(),
                         json.dumps(counts),
                     )
                 ],
@@ -243,9 +260,11 @@ class HistoryStore:
                 _HOST_COLS,
                 (
                     (run_id, h.address, json.dumps(list(h.hostnames)), h.status, h.open_ports)
-                    for h in rows.hosts.values()
+                    for h in run.hosts.values()
                 ),
             )
+            group_ids = save_groups(self.db, run.groups)
+            located = run.location_group
             self.db.insert_many(
                 "run_services",
                 _SERVICE_COLS,
@@ -253,28 +272,16 @@ class HistoryStore:
                     (
                         run_id, s.address, s.port, s.protocol, s.name, s.product, s.version,
                         s.extrainfo, " ".join(s.cpes),
+                        group_ids[located[key]] if key in located else None,
                     )
-                    for s in rows.services.values()
-                ),
-            )  # fmt: skip
-            self.db.insert_many(
-                "run_findings",
-                _FINDING_COLS,
-                (
-                    (
-                        run_id, f.vuln_id, f.address, f.port, f.protocol, f.status,
-                        f.confidence, f.severity, f.cvss, int(f.kev), f.kev_date_added,
-                        f.suppression_source, f.suppression_reason, f.suppression_owner,
-                        f.suppression_expires,
-                    )
-                    for f in rows.findings.values()
+                    for key, s in run.services.items()
                 ),
             )  # fmt: skip
         return run_id
 
     def recorded_id(self, report: Report) -> str | None:
         """The id under which these exact results were already recorded, if any."""
-        fingerprint = _fingerprint(report, rows_from_report(report))
+        fingerprint = _fingerprint(report, compact_from_report(report))
         found = self.db.query("SELECT id FROM runs WHERE fingerprint = ?", (fingerprint,))
         return str(found[0][0]) if found else None
 
@@ -282,9 +289,12 @@ class HistoryStore:
         """Forget a run and everything recorded with it."""
         self.get_run(run_id)
         with self.db.transaction():
-            for table in ("run_findings", "run_services", "run_hosts"):
+            for table in ("run_services", "run_hosts"):
                 self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             self.db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            # Groups are shared between runs: those no other run uses go too.
+            for table, column in (("group_findings", "group_id"), ("finding_groups", "id")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} IN ({_UNUSED_GROUPS})")
 
     # ------------------------------------------------------------------ reading
 
@@ -311,15 +321,15 @@ class HistoryStore:
         return refs[0]
 
     def previous_run(
-        self, report_or_targets: Report | Sequence[str], *, rows: RunRows | None = None
+        self, report_or_targets: Report | Sequence[str], *, compact: CompactRun | None = None
     ) -> RunRef | None:
         """The latest run of the same targets recorded before this report (or, for a target
-        list, the latest run of those targets); `rows` as for `record`."""
+        list, the latest run of those targets); `compact` as for `record`."""
         if isinstance(report_or_targets, Report):
             report = report_or_targets
             params: list[Any] = [target_key(report.scan.targets)]
             where = "WHERE target_key = ? AND fingerprint <> ?"
-            params.append(_fingerprint(report, rows or rows_from_report(report)))
+            params.append(_fingerprint(report, compact or compact_from_report(report)))
             if report.scan.start is not None:
                 # Same start (e.g. shards of one scan) counts as earlier: the fingerprint
                 # already excludes the report itself.
@@ -360,10 +370,7 @@ class HistoryStore:
             for r in self.db.query(_OLD_FINDINGS_ON_GONE_PORTS, (old_id, new_id))
         }
         open_by_host = {
-            r[0]: int(r[1])
-            for r in self.db.query(
-                _OLD_OPEN_ON_HOSTS_NOT_UP, (old_id, *_OPEN_STATUS_VALUES, new_id)
-            )
+            r[0]: int(r[1]) for r in self.db.query(_OLD_OPEN_ON_HOSTS_NOT_UP, (old_id, new_id))
         }
         return diff_rows(old, new, old_counts=OldFindingCounts(by_port, open_by_host))
 
@@ -387,14 +394,17 @@ class HistoryStore:
         ):
             rows.hosts[addr] = HostRow(addr, tuple(json.loads(names)), status, int(open_ports))
         for r in self.db.query(
-            f"SELECT {', '.join(_SERVICE_COLS[1:])} FROM run_services WHERE run_id = ?", (run_id,)
+            f"SELECT {', '.join(_SERVICE_COLS[1:-1])} FROM run_services WHERE run_id = ?",
+            (run_id,),
         ):
             svc = ServiceRow(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()))
             rows.services[svc.key] = svc
         if not with_findings:
             return rows
         for r in self.db.query(
-            f"SELECT {', '.join(_FINDING_COLS[1:])} FROM run_findings WHERE run_id = ?", (run_id,)
+            f"SELECT {_FINDING_SELECT} FROM run_services s "
+            "JOIN group_findings g ON g.group_id = s.findings_group WHERE s.run_id = ?",
+            (run_id,),
         ):
             f = _finding_row(r)
             rows.findings[f.key] = f
@@ -402,7 +412,7 @@ class HistoryStore:
 
 
 def _finding_row(r: Sequence[Any]) -> FindingRow:
-    """A FindingRow from the columns _FINDING_COLS[1:] in order."""
+    """A FindingRow from the columns of _FINDING_SELECT in order."""
     return FindingRow(
         r[0], r[1], int(r[2]), r[3], r[4], r[5], int(r[6]),
         float(r[7]) if r[7] is not None else None, bool(r[8]), *r[9:],
