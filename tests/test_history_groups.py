@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from flanscan._history import SCHEMA_VERSION, diff_reports, open_history
+from flanscan._history._compact_diff import diff_compact
 from flanscan._history._db import Database, connect
 from flanscan._history._diff import diff_rows
-from flanscan._history._groups import compact_from_report, finding_rows
+from flanscan._history._groups import CompactRun, compact_from_report, finding_rows
 from flanscan._history._migrations import MIGRATIONS, current_version, migrate
 from flanscan._history._rows import RunRows, rows_from_report, utc
 from flanscan._history._store import target_key
@@ -318,3 +319,37 @@ def test_recorded_runs_keep_their_identity_across_versions(history_url: str) -> 
         b = store.record(make_report(changed, start=T0, run_id="b"))
         assert (a, b) == ("a", "b")
         assert store.record(make_report(ports, start=T0, run_id="c")) == "a"
+
+
+def test_compact_diff_is_the_diff_of_every_row(real_reports: list[Report]) -> None:
+    pairs = [(name, old, new) for name, old, new in _scenario_pairs()]
+    pairs.append(("real", real_reports[0], real_reports[1]))
+    pairs.append(("real, reversed", real_reports[1], real_reports[0]))
+    for name, old, new in pairs:
+        assert isinstance(old, Report) and isinstance(new, Report)
+        everything = diff_rows(rows_from_report(old), rows_from_report(new), since_run="x")
+        compact = diff_compact(compact_from_report(old), compact_from_report(new), since_run="x")
+        assert compact == everything, name
+        assert compact.items, name
+
+
+def test_changes_before_compares_the_store_with_a_report(
+    history_url: str, real_reports: list[Report]
+) -> None:
+    old, new = real_reports
+    with open_history(history_url) as store:
+        old_id = store.record(old)
+        stored = store.load_compact(old_id)
+        assert _expanded_stored(stored) == rows_from_report(old).findings
+        changes = store.changes_before(new)
+        assert changes is not None and changes.since_run == old_id
+        assert changes == store.diff(old_id, store.record(new))
+    assert changes.items == diff_reports(old, new).items
+
+
+def _expanded_stored(run: CompactRun) -> dict[object, object]:
+    return {
+        f.key: f
+        for key, index in run.location_group.items()
+        for f in finding_rows(key, run.groups[index])
+    }

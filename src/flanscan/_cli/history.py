@@ -13,7 +13,7 @@ from flanscan._cli._options import db_option
 
 if TYPE_CHECKING:
     from flanscan._history import HistoryStore
-    from flanscan._history._rows import RunRows
+    from flanscan._history._groups import CompactRun
     from flanscan._model import Report
 
 HISTORY_HELP = (
@@ -144,21 +144,21 @@ def import_(
         click.echo(f"history: {store.location}")
 
 
-def _rows_for(
+def _run_for(
     ref: str,
     store_box: list[HistoryStore],
     history_url: str | None,
     db_args: tuple[Path | None, bool, Path | None],
-) -> RunRows:
+) -> CompactRun:
     """A run id from the history, or a result directory / XML file read directly."""
-    from flanscan._history._rows import rows_from_report
+    from flanscan._history._groups import compact_from_report
 
     path = Path(ref)
     if path.exists():
-        return rows_from_report(_report([path], *db_args))
+        return compact_from_report(_report([path], *db_args))
     if not store_box:
         store_box.append(_open(history_url, create=False))
-    return store_box[0].load_rows(ref)
+    return store_box[0].load_compact(ref)
 
 
 @click.command(
@@ -190,7 +190,7 @@ def diff(
     the NEW run did not scan (other targets, other ports, a failed worker) is "not checked",
     never "fixed".
     """
-    from flanscan._history._diff import diff_rows
+    from flanscan._history._compact_diff import diff_compact
     from flanscan._history._format import changes_as_dict, changes_as_text
 
     if not Path(old).exists() and not Path(new).exists():
@@ -201,12 +201,12 @@ def diff(
         store_box: list[HistoryStore] = []
         try:
             db_args = (db_path, no_db, suppressions)
-            old_rows = _rows_for(old, store_box, history_url, db_args)
-            new_rows = _rows_for(new, store_box, history_url, db_args)
+            old_run = _run_for(old, store_box, history_url, db_args)
+            new_run = _run_for(new, store_box, history_url, db_args)
         finally:
             for store in store_box:
                 store.close()
-        changes = diff_rows(old_rows, new_rows, since_run=old_rows.run_id or old)
+        changes = diff_compact(old_run, new_run, since_run=old_run.run_id or old)
     if fmt == "json":
         click.echo(json.dumps(changes_as_dict(changes), indent=2))
     else:

@@ -11,7 +11,7 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
-from flanscan._history._rows import FindingRow, RunRows, ServiceRow, rows_from_report
+from flanscan._history._rows import FindingRow, RunRows, ServiceRow
 from flanscan._history._scope import host_reason_not_checked, port_reason_not_checked
 from flanscan._model import (
     ChangeItem,
@@ -391,6 +391,8 @@ def _finding_key(key: tuple[str, str, int, str]) -> tuple[object, ...]:
 
 def diff_reports(old: Report, new: Report) -> ChangeSummary:
     """What changed from `old` to `new`, computed from the two reports without a store."""
-    old_rows = rows_from_report(old)
+    from flanscan._history._compact_diff import diff_compact  # it builds on this module
+    from flanscan._history._groups import compact_from_report
+
     since = old.scan.run_id or (old.scan.xml_files[0] if old.scan.xml_files else "")
-    return diff_rows(old_rows, rows_from_report(new), since_run=since)
+    return diff_compact(compact_from_report(old), compact_from_report(new), since_run=since)

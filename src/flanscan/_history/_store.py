@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from flanscan._errors import UsageError
+from flanscan._history._compact_diff import diff_compact
 from flanscan._history._db import Database, connect, is_postgres_url
 from flanscan._history._diff import OldFindingCounts, diff_rows
 from flanscan._history._groups import (
     CompactRun,
+    FindingGroup,
+    GroupRow,
     RunHeader,
     compact_from_report,
+    group_row,
     run_fingerprint,
     save_groups,
 )
@@ -28,7 +32,6 @@ from flanscan._history._rows import (
     RunRows,
     RunScope,
     ServiceRow,
-    rows_from_report,
     utc,
 )
 from flanscan._model import ChangeSummary, Report, Severity
@@ -63,6 +66,10 @@ _REF_COLS = (
 # KEV flag, severity or confidence: the only findings that can make a change item. A location
 # whose group is the same in both runs cannot differ and is never expanded; the others are
 # joined finding by finding. IS DISTINCT FROM is null-safe in SQLite (3.39+) and PostgreSQL.
+_GROUP_ROW_SELECT = (
+    "g.vuln_id, g.status, g.confidence, g.severity, g.cvss, g.kev, g.kev_date_added, "
+    "g.suppression_source, g.suppression_reason, g.suppression_owner, g.suppression_expires"
+)
 _CHANGED_FINDINGS = (
     f"SELECT {_FINDING_SELECT} FROM run_services s "
     "LEFT JOIN run_services b ON b.run_id = ? AND b.address = s.address "
@@ -353,7 +360,9 @@ class HistoryStore:
         )
         if not refs:
             return None
-        return diff_rows(self.load_rows(refs[0].id), rows_from_report(report), since_run=refs[0].id)
+        return diff_compact(
+            self.load_compact(refs[0].id), compact_from_report(report), since_run=refs[0].id
+        )
 
     def diff(self, old_id: str, new_id: str) -> ChangeSummary:
         """What changed from recorded run `old_id` to recorded run `new_id`, the database
@@ -373,6 +382,42 @@ class HistoryStore:
             r[0]: int(r[1]) for r in self.db.query(_OLD_OPEN_ON_HOSTS_NOT_UP, (old_id, new_id))
         }
         return diff_rows(old, new, old_counts=OldFindingCounts(by_port, open_by_host))
+
+    def load_compact(self, run_id: str) -> CompactRun:
+        """A recorded run in its compact form: hosts, services, and each distinct finding group
+        once (what `diff_compact` compares with a report without expanding equal groups)."""
+        rows = self.load_rows(run_id, with_findings=False)
+        run = CompactRun(rows.run_id, rows.started, rows.scope, rows.hosts, rows.services)
+        located = self.db.query(
+            "SELECT address, port, protocol, findings_group FROM run_services "
+            "WHERE run_id = ? AND findings_group IS NOT NULL",
+            (run_id,),
+        )
+        heads = {
+            int(r[0]): r[1:]
+            for r in self.db.query(
+                "SELECT g.id, g.hash, g.digest, g.open_exact FROM finding_groups g WHERE g.id IN "
+                "(SELECT findings_group FROM run_services WHERE run_id = ?)",
+                (run_id,),
+            )
+        }
+        members: dict[int, list[GroupRow]] = {gid: [] for gid in heads}
+        for r in self.db.query(
+            f"SELECT g.group_id, {_GROUP_ROW_SELECT} FROM group_findings g WHERE g.group_id IN "
+            "(SELECT findings_group FROM run_services WHERE run_id = ?)",
+            (run_id,),
+        ):
+            members[int(r[0])].append(group_row(r[1:]))
+        index: dict[int, int] = {}
+        for gid, (content_hash, digest, open_exact) in heads.items():
+            index[gid] = len(run.groups)
+            ordered = tuple(sorted(members[gid], key=lambda g: g[0]))  # as make_group orders
+            run.groups.append(
+                FindingGroup(ordered, str(content_hash), str(digest), int(open_exact))
+            )
+        for address, port, protocol, gid in located:
+            run.location_group[(address, int(port), protocol)] = index[int(gid)]
+        return run
 
     def load_rows(self, run_id: str, *, with_findings: bool = True) -> RunRows:
         """A recorded run flattened for the diff (its findings too unless told not to)."""
