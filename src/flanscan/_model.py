@@ -308,7 +308,7 @@ class Finding:
 # --------------------------------------------------------------------------- report
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a fleet report holds hundreds of thousands
 class Location:
     address: str
     port: int
@@ -408,7 +408,7 @@ class ChangeKind(enum.StrEnum):
     NOT_CHECKED = "not-checked"  # in the old run, outside what the new run scanned
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a fleet's diff may hold a million
 class ChangeItem:
     kind: ChangeKind
     description: str

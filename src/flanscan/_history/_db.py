@@ -159,9 +159,13 @@ class PostgresDatabase(Database):
         return list(cur.fetchall())
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
-        # Single-row mode: psycopg's ordinary cursor would fetch the whole result first.
+        # psycopg's ordinary cursor would fetch the whole result first; streaming comes in
+        # chunks with libpq 17+, else row by row.
+        from psycopg import pq
+
+        size = 10_000 if pq.version() >= 170000 else 1
         with self._conn.cursor() as cur:
-            yield from cur.stream(_pg_sql(sql), tuple(params))
+            yield from cur.stream(_pg_sql(sql), tuple(params), size=size)
 
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flanscan._gcpause import gc_paused
 from flanscan._history._db import Database, Row
 from flanscan._history._rows import (
     FindingRow,
@@ -129,6 +130,11 @@ def compact_from_report(report: Report) -> CompactRun:
     The builder gives the findings of a service that share their locations one tuple of
     locations: each such tuple is a "class" of findings, and a location's group is the union
     of the classes that list it, worked out once per distinct union."""
+    with gc_paused():
+        return _compact(report)
+
+
+def _compact(report: Report) -> CompactRun:
     run = CompactRun(
         run_id=report.scan.run_id, started=utc(report.scan.start), scope=scope_of(report.scan)
     )

@@ -14,7 +14,7 @@ PortKey = tuple[str, int, str]  # address, port, protocol
 FindingKey = tuple[str, str, int, str]  # vuln id, address, port, protocol
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a diff may hold a million
 class HostRow:
     address: str
     hostnames: tuple[str, ...] = ()
@@ -22,7 +22,7 @@ class HostRow:
     open_ports: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a diff may hold a million
 class ServiceRow:
     address: str
     port: int
@@ -44,7 +44,7 @@ class ServiceRow:
         return text or (self.name or "unknown service")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a diff may hold a million
 class FindingRow:
     vuln_id: str
     address: str

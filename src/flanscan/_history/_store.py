@@ -9,9 +9,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 from flanscan._errors import UsageError
+from flanscan._gcpause import gc_paused
 from flanscan._history._compact_diff import diff_compact
 from flanscan._history._db import Database, connect, is_postgres_url
 from flanscan._history._diff import OldFindingCounts, diff_rows
@@ -81,6 +83,16 @@ _CHANGED_FINDINGS = (
     "AND (h.group_id IS NULL OR g.status IS DISTINCT FROM h.status "
     "OR g.kev IS DISTINCT FROM h.kev OR g.severity IS DISTINCT FROM h.severity "
     "OR g.confidence IS DISTINCT FROM h.confidence)"
+)
+# The same for the old run, without the locations of hosts that went away (up in the old run,
+# not up in the new one, the location not in it): the host's item sums them up (`diff_rows`),
+# and a fleet's hosts that went away hold many findings. Parameters: new run, old run, new run.
+_CHANGED_OLD_FINDINGS = (
+    f"{_CHANGED_FINDINGS} AND NOT (b.run_id IS NULL "
+    "AND EXISTS (SELECT 1 FROM run_hosts o WHERE o.run_id = s.run_id "
+    "AND o.address = s.address AND o.status = 'up') "
+    "AND NOT EXISTS (SELECT 1 FROM run_hosts n WHERE n.run_id = ? "
+    "AND n.address = s.address AND n.status = 'up'))"
 )
 # Old findings per port, for the ports the new run does not list (closed or not checked).
 _OLD_FINDINGS_ON_GONE_PORTS = (
@@ -219,6 +231,14 @@ class HistoryStore:
 
         Rows go in as streams (executemany / COPY): one per host and per location, and the
         findings of each finding group the store does not hold yet."""
+        # A fleet's report is millions of objects in memory: no collection walks them for the
+        # rows made here.
+        with gc_paused():
+            return self._record(report, run_dir, source, compact)
+
+    def _record(
+        self, report: Report, run_dir: str | None, source: str, compact: CompactRun | None
+    ) -> str:
         run = compact if compact is not None else compact_from_report(report)
         fingerprint = _fingerprint(report, run)
         now = datetime.now(UTC)
@@ -370,10 +390,15 @@ class HistoryStore:
         read back (a fleet's runs hold millions of findings, nearly all unchanged)."""
         old = self.load_rows(old_id, with_findings=False)
         new = self.load_rows(new_id, with_findings=False)
-        for rows, other in ((old, new_id), (new, old_id)):
-            for r in self.db.query(_CHANGED_FINDINGS, (other, rows.run_id)):
-                f = _finding_row(r)
-                rows.findings.setdefault(f.key, f)
+        with gc_paused():  # a fleet's changes are a million small acyclic objects
+            for sql, params, rows in (
+                (_CHANGED_OLD_FINDINGS, (new_id, old_id, new_id), old),
+                (_CHANGED_FINDINGS, (old_id, new_id), new),
+            ):
+                findings = rows.findings
+                for r in self.db.stream(sql, params):
+                    f = _finding_row(r)
+                    findings.setdefault(f.key, f)
         by_port = {
             (r[0], int(r[1]), r[2]): int(r[3])
             for r in self.db.query(_OLD_FINDINGS_ON_GONE_PORTS, (old_id, new_id))
@@ -381,7 +406,8 @@ class HistoryStore:
         open_by_host = {
             r[0]: int(r[1]) for r in self.db.query(_OLD_OPEN_ON_HOSTS_NOT_UP, (old_id, new_id))
         }
-        return diff_rows(old, new, old_counts=OldFindingCounts(by_port, open_by_host))
+        with gc_paused():
+            return diff_rows(old, new, old_counts=OldFindingCounts(by_port, open_by_host))
 
     def load_compact(self, run_id: str) -> CompactRun:
         """A recorded run in its compact form: hosts, services, and each distinct finding group
@@ -433,16 +459,30 @@ class HistoryStore:
                 nmap_commands=ref.nmap_commands,
             ),
         )
-        for addr, names, status, open_ports in self.db.query(
+        # A fleet's hosts and services repeat a few texts (status, names, banners, CPEs) a
+        # hundred thousand times: each distinct one is held once.
+        names_of: dict[str, tuple[str, ...]] = {}
+        for addr, names, status, open_ports in self.db.stream(
             "SELECT address, hostnames, status, open_ports FROM run_hosts WHERE run_id = ?",
             (run_id,),
         ):
-            rows.hosts[addr] = HostRow(addr, tuple(json.loads(names)), status, int(open_ports))
-        for r in self.db.query(
+            hostnames = names_of.get(names)
+            if hostnames is None:
+                hostnames = names_of[names] = tuple(json.loads(names)) if names != "[]" else ()
+            rows.hosts[addr] = HostRow(addr, hostnames, intern(status), int(open_ports))
+        cpes_of: dict[str, tuple[str, ...]] = {}
+        for r in self.db.stream(
             f"SELECT {', '.join(_SERVICE_COLS[1:-1])} FROM run_services WHERE run_id = ?",
             (run_id,),
         ):
-            svc = ServiceRow(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], tuple(r[7].split()))
+            cpes = cpes_of.get(r[7])
+            if cpes is None:
+                cpes = cpes_of[r[7]] = tuple(r[7].split())
+            address = rows.hosts[r[0]].address if r[0] in rows.hosts else r[0]
+            svc = ServiceRow(
+                address, int(r[1]), intern(r[2]), _interned(r[3]), _interned(r[4]),
+                _interned(r[5]), _interned(r[6]), cpes,
+            )  # fmt: skip
             rows.services[svc.key] = svc
         if not with_findings:
             return rows
@@ -457,11 +497,16 @@ class HistoryStore:
 
 
 def _finding_row(r: Sequence[Any]) -> FindingRow:
-    """A FindingRow from the columns of _FINDING_SELECT in order."""
+    """A FindingRow from the columns of _FINDING_SELECT in order. The texts repeated across
+    rows are interned: a fleet's diff holds a million rows of a few thousand CVEs and hosts."""
     return FindingRow(
-        r[0], r[1], int(r[2]), r[3], r[4], r[5], int(r[6]),
-        float(r[7]) if r[7] is not None else None, bool(r[8]), *r[9:],
+        intern(r[0]), intern(r[1]), int(r[2]), intern(r[3]), intern(r[4]), intern(r[5]),
+        int(r[6]), float(r[7]) if r[7] is not None else None, bool(r[8]), *r[9:],
     )  # fmt: skip
+
+
+def _interned(text: str | None) -> str | None:
+    return None if text is None else intern(text)
 
 
 def _ref_from_row(r: Sequence[Any]) -> RunRef:

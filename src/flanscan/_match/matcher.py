@@ -8,13 +8,12 @@ more than matching their distinct versions once.
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flanscan._gcpause import gc_paused
 from flanscan._lookup import TierLookup, VulnLookup
 from flanscan._match.aliases import alias_for_nvd_names
 from flanscan._match.cpe import parse_cpe23
@@ -36,22 +35,6 @@ _MAX_EVIDENCE = 5  # evidence entries kept per finding (CVE-2012-2122 lists 60 M
 _SERVICE_CACHE = 50_000
 _RESULT_CACHE = 20_000
 _PRODUCT_CACHE = 5_000
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector during bulk work.
-
-    Matching allocates many small acyclic objects; with a large database in memory, each full
-    collection walks millions of decoded JSON objects and costs more than the matching itself.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +260,7 @@ class Matcher:
         cached = self._services.get(key)
         if cached is not None:
             return cached
-        with _gc_paused():
+        with gc_paused():  # many small acyclic objects, a large database in memory
             return self._explain(service, include_product_only, include_possible, key)
 
     def _explain(
