@@ -14,8 +14,9 @@ the scan holds anyway (the report build's own peak is printed beside it). Postgr
 the server's, not counted in the flan process's CPU time: see the wall time.
 
 `--baseline SRC` runs the same steps with another checkout's code (e.g. the former layout, one
-row per finding and location: `git archive 3644bc4 src | tar -x -C /tmp/before`) and checks that
-both give the same changes.
+row per finding and location: `git archive 3644bc4 src | tar -x -C /tmp/before`), checks that
+both give the same changes, then opens the baseline's stores with this checkout (which migrates
+them, timed) and diffs them again: the same changes again.
 
     .venv/bin/python bench/gen_feeds.py && .venv/bin/flan db import --fresh \\
         --db bench/out/vulndb.sqlite3 bench/out/feeds          # once
@@ -147,10 +148,22 @@ def child_diff(url: str, old_id: str, new_id: str) -> None:
     print(json.dumps({**figures, "changes": len(changes.items), "digest": digest}))
 
 
+def child_migrate(url: str, old_id: str, new_id: str) -> None:
+    from flanscan._history import open_history
+
+    before = _size(url)
+    start = _timed_start()
+    with open_history(url):
+        pass
+    figures = _figures(start)
+    print(json.dumps({**figures, "bytes_before": before, "bytes_after": _size(url)}))
+    child_diff(url, old_id, new_id)
+
+
 # --------------------------------------------------------------------------- orchestration
 
 
-def _child(src: Path, *argv: str) -> dict[str, object]:
+def _child(src: Path, *argv: str, lines: int = 1) -> list[dict[str, object]]:
     env = dict(os.environ, PYTHONPATH=str(src / "src"))
     proc = subprocess.run(
         [sys.executable, __file__, "--child", *argv],
@@ -161,8 +174,7 @@ def _child(src: Path, *argv: str) -> dict[str, object]:
     )
     if proc.returncode != 0:
         sys.exit(f"step {argv[0]} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return [json.loads(line) for line in proc.stdout.strip().splitlines()[-lines:]]
 
 
 def _mb(n: object) -> str:
@@ -178,7 +190,7 @@ def bench_layout(
     totals: dict[str, float] = dict.fromkeys(urls, 0.0)
     peaks: dict[str, float] = dict.fromkeys(urls, 0.0)
     for n, (xml, days) in enumerate(((xmls[0], 0), (xmls[1], 7))):
-        res = _child(src, "record", str(xml), str(db), str(days), *urls.values())
+        res = _child(src, "record", str(xml), str(db), str(days), *urls.values())[0]
         build = res["build"]
         assert isinstance(build, dict)
         print(
@@ -199,7 +211,7 @@ def bench_layout(
     ok = True
     digests: dict[str, str] = {}
     for name, url in urls.items():
-        res = _child(src, "diff", url, *ids[name])
+        res = _child(src, "diff", url, *ids[name])[0]
         totals[name] += float(res["wall"])  # type: ignore[arg-type]
         peaks[name] = max(peaks[name], float(res["peak"]))  # type: ignore[arg-type]
         digests[name] = str(res["digest"])
@@ -213,7 +225,25 @@ def bench_layout(
             f"{'ok' if within else 'MISSED'}",
             flush=True,
         )
-    return ok, digests
+    return ok, digests, ids
+
+
+def bench_migration(urls: dict[str, str], ids: dict[str, list[str]]) -> dict[str, str]:
+    """Open stores the baseline wrote with this checkout (migrating them) and diff again."""
+    print("== the baseline's stores opened by this checkout (migration), then diffed")
+    digests = {}
+    for name, url in urls.items():
+        migrated, res = _child(REPO, "migrate", url, *ids[name], lines=2)
+        digests[name] = str(res["digest"])
+        print(
+            f"    {name:10s} migrate {migrated['wall']:6.1f} s (CPU {migrated['cpu']:5.1f} s)  "
+            f"peak {migrated['peak']:5.0f} MiB  {_mb(migrated['bytes_before'])} -> "
+            f"{_mb(migrated['bytes_after'])}\n    {name:10s} diff   {res['wall']:6.1f} s "
+            f"(CPU {res['cpu']:5.1f} s)  peak {res['peak']:5.0f} MiB  {res['changes']} changes "
+            f"(text sha256 {res['digest']})",
+            flush=True,
+        )
+    return digests
 
 
 def main() -> int:
@@ -221,6 +251,8 @@ def main() -> int:
         step, *rest = sys.argv[2:]
         if step == "record":
             child_record(Path(rest[0]), Path(rest[1]), int(rest[2]), rest[3:])
+        elif step == "migrate":
+            child_migrate(*rest)
         else:
             child_diff(*rest)
         return 0
@@ -238,7 +270,8 @@ def main() -> int:
         write_nmap_xml(synth_hosts(args.hosts), xmls[0], ARGS)
     if not xmls[1].exists():
         write_nmap_xml(second_run(args.hosts), xmls[1], ARGS)
-    print(f"{args.hosts} hosts, database {args.db}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{args.hosts} hosts, database {args.db}, load average at the start: {load}")
     layouts = [("this checkout", REPO)]
     if args.baseline is not None:
         layouts.append(("baseline", args.baseline))
@@ -261,15 +294,17 @@ def main() -> int:
                     with psycopg.connect(server.url(), autocommit=True) as conn:
                         conn.execute(f"CREATE DATABASE bench_{n}")
                     urls["PostgreSQL"] = server.url(f"bench_{n}")
-                passed, digests = bench_layout(label, src, xmls, args.db, urls)
+                passed, digests, ids = bench_layout(label, src, xmls, args.db, urls)
                 ok = ok and (passed or n > 0)
                 outputs.append(digests)
+                if n > 0:
+                    outputs.append(bench_migration(urls, ids))
         finally:
             if server_cm is not None:
                 server_cm.__exit__(None, None, None)
     if len(outputs) > 1:
         same = all(d == outputs[0]["SQLite"] for out in outputs for d in out.values())
-        print(f"changes identical across layouts and backends: {same}")
+        print(f"changes identical across layouts, backends and the migration: {same}")
         ok = ok and same
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("PASS" if ok else "FAIL")

@@ -127,18 +127,21 @@ def import_(
     Each argument becomes one run (a directory: all the XML in it, e.g. a `flan scan`
     result directory). Importing the same results again does not duplicate them.
     """
+    from flanscan._history._groups import compact_from_report
+
     url = history_url or (ctx.obj or {}).get("history_url")
     groups = [list(inputs)] if as_one_run else [[p] for p in inputs]
     reports = [(g, _report(g, db_path, no_db, suppressions)) for g in groups]
     with _open(url, create=True) as store:
         for group, report in reports:
             names = ", ".join(str(p) for p in group)
-            existing = store.recorded_id(report)
+            compact = compact_from_report(report)  # converted once for both calls
+            existing = store.recorded_id(report, compact=compact)
             if existing is not None:
                 click.echo(f"{names}: already recorded as run {existing}")
                 continue
             run_dir = str(group[0].resolve()) if len(group) == 1 and group[0].is_dir() else None
-            run_id = store.record(report, run_dir=run_dir, source="import")
+            run_id = store.record(report, run_dir=run_dir, source="import", compact=compact)
             hosts = sum(1 for h in report.hosts if h.status == "up")
             click.echo(f"{names}: recorded as run {run_id} ({hosts} hosts up)")
         click.echo(f"history: {store.location}")

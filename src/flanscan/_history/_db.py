@@ -52,6 +52,9 @@ class Database:
         """A write transaction that also serialises writers (migrations, run numbering)."""
         raise NotImplementedError
 
+    def reclaim_space(self) -> None:
+        """Give the space of dropped tables back to the file system, if the backend keeps it."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -122,6 +125,14 @@ class SqliteDatabase(Database):
 
     def transaction(self) -> AbstractContextManager[None]:
         return self._tx()
+
+    def reclaim_space(self) -> None:
+        # SQLite keeps freed pages in the file. Best effort: another process reading the store
+        # keeps VACUUM from running, and later runs reuse the pages anyway.
+        try:
+            self._conn.execute("VACUUM")
+        except sqlite3.Error:
+            pass
 
     def close(self) -> None:
         self._conn.close()

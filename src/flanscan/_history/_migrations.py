@@ -159,4 +159,6 @@ def migrate(db: Database, migrations: Sequence[Sequence[Step]] | None = None) ->
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(steps),))
         elif version < len(steps):
             db.execute("UPDATE schema_version SET version = ?", (len(steps),))
+    if 0 < version < len(steps):
+        db.reclaim_space()  # e.g. migration 2 drops a table of a row per finding and location
     return len(steps)

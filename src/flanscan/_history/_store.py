@@ -306,9 +306,10 @@ class HistoryStore:
             )  # fmt: skip
         return run_id
 
-    def recorded_id(self, report: Report) -> str | None:
-        """The id under which these exact results were already recorded, if any."""
-        fingerprint = _fingerprint(report, compact_from_report(report))
+    def recorded_id(self, report: Report, *, compact: CompactRun | None = None) -> str | None:
+        """The id under which these exact results were already recorded, if any; `compact` as
+        for `record`."""
+        fingerprint = _fingerprint(report, compact or compact_from_report(report))
         found = self.db.query("SELECT id FROM runs WHERE fingerprint = ?", (fingerprint,))
         return str(found[0][0]) if found else None
 
