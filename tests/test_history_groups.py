@@ -21,7 +21,7 @@ from flanscan._history._groups import CompactRun, compact_from_report, finding_r
 from flanscan._history._migrations import MIGRATIONS, current_version, migrate
 from flanscan._history._rows import RunRows, rows_from_report, utc
 from flanscan._history._store import target_key
-from flanscan._model import FindingStatus, Report, ScanSummary
+from flanscan._model import FindingStatus, Location, Report, ScanSummary
 from flanscan._pipeline import make_analyzer
 from flanscan._report import build_report
 from flanscan._suppress import load_suppressions
@@ -355,3 +355,19 @@ def _expanded_stored(run: CompactRun) -> dict[object, object]:
         for key, index in run.location_group.items()
         for f in finding_rows(key, run.groups[index])
     }
+
+
+def test_a_finding_outside_its_services_locations_is_kept(history_url: str) -> None:
+    ports = [Port("198.18.0.10", 22, "tcp", "ssh", "OpenSSH", "9.2p1", (Vuln("CVE-2023-38408"),))]
+    report = make_report(ports, start=T0)
+    svc = report.services[0]
+    stray = Location("198.18.0.10", 2222, "tcp")
+    moved = dataclasses.replace(svc.findings[0], locations=(*svc.findings[0].locations, stray))
+    report = dataclasses.replace(report, services=(dataclasses.replace(svc, findings=(moved,)),))
+    with open_history(history_url) as store:
+        rows = store.load_rows(store.record(report))
+    assert set(rows.findings) == {
+        ("CVE-2023-38408", "198.18.0.10", 22, "tcp"),
+        ("CVE-2023-38408", "198.18.0.10", 2222, "tcp"),
+    }
+    assert rows.services[("198.18.0.10", 2222, "tcp")].banner == "unknown service"

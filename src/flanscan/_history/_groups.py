@@ -187,6 +187,11 @@ def _compact(report: Report) -> CompactRun:
                 run.groups.append(group)
             index_of_union[union] = index
         location_group[key] = index
+        if key not in services:
+            # A finding at a location its service does not list (the report builder never
+            # makes one; a hand-made report could): the location gets a bare row, as
+            # migration 2 gives one, so that the store loses nothing.
+            services[key] = ServiceRow(*key)
     _count_ports(run)
     return run
 

@@ -51,6 +51,11 @@ _FINDING_SELECT = (
     "g.kev, g.kev_date_added, g.suppression_source, g.suppression_reason, "
     "g.suppression_owner, g.suppression_expires"
 )
+# A group's finding in GroupRow order (`_groups.group_row`).
+_GROUP_ROW_SELECT = (
+    "g.vuln_id, g.status, g.confidence, g.severity, g.cvss, g.kev, g.kev_date_added, "
+    "g.suppression_source, g.suppression_reason, g.suppression_owner, g.suppression_expires"
+)
 _RUN_COLS = (
     "id", "seq", "started_at", "ended_at", "recorded_at", "targets", "excluded", "target_key",
     "profile", "ports", "nmap_commands", "nmap_version", "incomplete_targets", "warnings",
@@ -68,10 +73,6 @@ _REF_COLS = (
 # KEV flag, severity or confidence: the only findings that can make a change item. A location
 # whose group is the same in both runs cannot differ and is never expanded; the others are
 # joined finding by finding. IS DISTINCT FROM is null-safe in SQLite (3.39+) and PostgreSQL.
-_GROUP_ROW_SELECT = (
-    "g.vuln_id, g.status, g.confidence, g.severity, g.cvss, g.kev, g.kev_date_added, "
-    "g.suppression_source, g.suppression_reason, g.suppression_owner, g.suppression_expires"
-)
 _CHANGED_FINDINGS = (
     f"SELECT {_FINDING_SELECT} FROM run_services s "
     "LEFT JOIN run_services b ON b.run_id = ? AND b.address = s.address "
