@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +20,15 @@ from flanscan._errors import UsageError
 from flanscan._scan import ScanOptions, ScanProgress, check_scan, default_workers
 from flanscan._scan.display import PlainDisplay, describe
 from flanscan._scan.nmapargs import PassThrough
-from flanscan._scan.nmapout import Done, NmapOutputParser, OpenPort, PortLine, Stats, Timing
+from flanscan._scan.nmapout import (
+    Done,
+    NmapOutputParser,
+    OpenPort,
+    PortLine,
+    PortScanDone,
+    Stats,
+    Timing,
+)
 from flanscan._scan.tuning import available_memory_mb, choose
 from flanscan._targets import parse_target
 
@@ -72,6 +84,17 @@ def test_tuning_follows_hosts_and_memory() -> None:
     assert choose(256, cores=2, available_mb=16_000, user_timing=True).min_parallelism is None
     assert choose(256, cores=2, available_mb=16_000, workers=64).min_parallelism == 12
     assert available_memory_mb() > 0
+
+
+def test_tuning_staggers_port_scans_only_where_nmap_filters_by_address_alone() -> None:
+    # 32 hosts a worker: Nmap's capture filter names no host, so the 8 workers would read each
+    # other's replies: at most 2 start and port-scan at once.
+    assert choose(256, cores=2, available_mb=16_000).port_scans_at_once == 2
+    assert choose(256, cores=2, available_mb=16_000, user_timing=True).port_scans_at_once == 2
+    # 20 hosts or fewer a worker: the filter names them, every worker starts at once.
+    assert choose(256, cores=2, available_mb=16_000, workers=13).port_scans_at_once == 13
+    assert choose(64, cores=2, available_mb=16_000).port_scans_at_once == 8
+    assert choose(8, cores=2, available_mb=16_000).port_scans_at_once == 1
 
 
 @pytest.fixture
@@ -140,6 +163,7 @@ def test_output_parser_reads_a_real_nmap_run(banner_server: int) -> None:
     ]
     assert events[-1] == Done(1, 1)
     assert any(isinstance(e, Stats) for e in events)
+    assert PortScanDone("Connect Scan") in events
 
 
 def test_output_parser_lines() -> None:
@@ -162,6 +186,11 @@ def test_output_parser_lines() -> None:
     assert parser.feed("Nmap done: 256 IP addresses (3 hosts up) scanned in 5.20 seconds") == Done(
         256, 3
     )
+    assert parser.feed(
+        "Completed SYN Stealth Scan at 10:58, 13.52s elapsed (32000 total ports)"
+    ) == PortScanDone("SYN Stealth Scan")
+    # host discovery counts hosts, not ports: the port scan is still to come
+    assert parser.feed("Completed Ping Scan at 10:58, 0.03s elapsed (32 total hosts)") is None
 
 
 def test_plain_display_prints_a_few_lines() -> None:
@@ -215,3 +244,27 @@ def test_check_scan_refuses_an_empty_scan_and_a_used_run_dir(tmp_path: Path) -> 
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(UsageError, match="already holds a run"):
         check_scan(ScanOptions(targets=(target,), output_dir=tmp_path))
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="the SYN scan (raw packets) needs root")
+def test_workers_of_large_host_groups_start_two_at_a_time(tmp_path: Path) -> None:
+    # 3 workers of 21-22 loopback hosts (more than Nmap names in its capture filter): the third
+    # starts only once one of the first two reported its port scan done (or held 2 s).
+    run = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet", "--format", "json",
+         "--workers", "3", "--output-dir", str(run), "127.0.2.0/26", "--", "-p", "9"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    workers = json.loads((run / "run.json").read_text())["workers"]
+    assert [w["status"] for w in workers] == ["done"] * 3
+    start = [datetime.fromisoformat(w["start"]) for w in workers]
+    # The first two are started together; Nmap's own start-up (its probe database and scripts)
+    # alone takes longer than 0.15 s, so a third started without waiting would be much closer.
+    assert (start[1] - start[0]).total_seconds() < 0.5
+    assert (start[2] - max(start[:2])).total_seconds() >= 0.15
+    for name in ("scan-01", "scan-02"):
+        log = (run / "logs" / f"{name}.log").read_text()
+        assert "Completed SYN Stealth Scan" in log

@@ -407,6 +407,8 @@ class _Run:
         elif isinstance(event, nmapout.Timing):
             job.remaining = event.remaining
             job.remaining_at = time.monotonic()
+        elif isinstance(event, nmapout.PortScanDone):
+            job.port_scan_done = True
         elif isinstance(event, nmapout.Done):
             job.done_line = event
         elif isinstance(event, nmapout.Skipped):
@@ -500,6 +502,22 @@ class _Run:
             if known:
                 job.after = known[i - 1]
 
+    def _launch_staggered(self) -> None:
+        """Start pending top-1000 workers while fewer than tuning's port_scans_at_once are
+        starting or port-scanning (see tuning: concurrent port scans read each other's replies)."""
+        now = time.monotonic()
+        holding = sum(
+            1 for j in self._running("scan")
+            if not j.port_scan_done and j.proc is not None and j.proc.started_at is not None
+            and now - j.proc.started_at < tuning.PORT_SCAN_HOLD
+        )  # fmt: skip
+        for job in self.jobs:
+            if holding >= self.tuning.port_scans_at_once:
+                return
+            if job.status.phase == "scan" and job.status.status == "pending" and job.proc is None:
+                self._launch(job)
+                holding += 1
+
     def _launch_waiting(self) -> None:
         """Start the full discovery passes whose known-ports pass ended (or waited long enough:
         where the network, not the CPU, is the limit, both should run at once)."""
@@ -512,9 +530,12 @@ class _Run:
     def execute(self) -> None:
         with stop_signals() as stop:
             try:
-                for job in self.jobs:
-                    if job.after is None:
-                        self._launch(job)
+                if self.options.ports == "all":
+                    for job in self.jobs:
+                        if job.after is None:
+                            self._launch(job)
+                else:
+                    self._launch_staggered()
                 self.write_runfile(end=None)
                 self._loop(stop)
             except KeyboardInterrupt:  # where no handler could be installed (not main thread)
@@ -538,6 +559,8 @@ class _Run:
             if self.options.ports == "all":
                 self._launch_waiting()
                 self._launch_services()
+            else:
+                self._launch_staggered()
             if not self._running() and not self.pending:
                 break
             try:

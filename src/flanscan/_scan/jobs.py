@@ -69,6 +69,7 @@ class Job:
     service_keys: tuple[tuple[str, str, int], ...] = ()
     counts_hosts: bool = True  # False for the known-ports pass (the full pass counts them)
     after: Job | None = None  # start once this job has ended (full pass after known pass)
+    port_scan_done: bool = False  # Nmap reported the end of its (first) port scan
 
 
 def running(jobs: Sequence[Job], phase: WorkerPhase | None = None) -> list[Job]:

@@ -21,6 +21,8 @@ _PORT = re.compile(r"^(\d+)/(tcp|udp|sctp)\s+(\S+)\s+(\S+)")
 # Targets Nmap names and then leaves out: a name that does not resolve, a host timeout.
 _UNRESOLVED = re.compile(r'^Failed to resolve (?:"(.+)"\.|given hostname/IP: (\S+?)\.)')
 _TIMED_OUT = re.compile(r"^Skipping host (\S+)(?: \(([^)]+)\))? due to host timeout")
+# The end of a port scan (SYN, connect, UDP, ...): "(N total ports)"; a ping scan counts hosts.
+_PORT_SCAN_DONE = re.compile(r"^Completed (.+? Scan) at .*\(\d+ total ports\)")
 _DONE = re.compile(r"^Nmap done: (\d+) IP address(?:es)? \((\d+) hosts? up\)")
 
 
@@ -65,6 +67,13 @@ class PortLine:
 
 
 @dataclass(frozen=True)
+class PortScanDone:
+    """Nmap finished the port scan of a host group (service detection comes next)."""
+
+    scan: str  # "SYN Stealth Scan", "Connect Scan", ...
+
+
+@dataclass(frozen=True)
 class Done:
     addresses: int
     hosts_up: int
@@ -78,7 +87,7 @@ class Skipped:
     reason: str
 
 
-Event = OpenPort | Stats | Timing | HostReport | PortLine | Done | Skipped
+Event = OpenPort | Stats | Timing | HostReport | PortLine | PortScanDone | Done | Skipped
 
 
 class NmapOutputParser:
@@ -123,6 +132,9 @@ class NmapOutputParser:
                 h, mi, s = (int(m.group(i)) for i in (3, 4, 5))
                 remaining = float(h * 3600 + mi * 60 + s)
             return Timing(m.group(1), float(m.group(2)), remaining)
+        m = _PORT_SCAN_DONE.match(line)
+        if m:
+            return PortScanDone(m.group(1))
         m = _REPORT.match(line)
         if m:
             name, addr, bare, down = m.groups()
