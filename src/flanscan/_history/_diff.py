@@ -268,19 +268,24 @@ def _port_changes(
                     old=svc.banner,
                 )
             )
-    for key in sorted(old.services.keys() & new.services.keys(), key=_port_key):
+    # Filtered before sorting: a fleet keeps most of its hundreds of thousands of ports.
+    changed = [
+        key
+        for key in old.services.keys() & new.services.keys()
+        if _service_changed(old.services[key], new.services[key])
+    ]
+    for key in sorted(changed, key=_port_key):
         o_svc, n_svc = old.services[key], new.services[key]
-        if _service_changed(o_svc, n_svc):
-            items.append(
-                ChangeItem(
-                    ChangeKind.VERSION_CHANGED,
-                    f"{_loc(*key).label}: {o_svc.banner} -> {n_svc.banner}",
-                    location=_loc(*key),
-                    address=key[0],
-                    old=o_svc.banner,
-                    new=n_svc.banner,
-                )
+        items.append(
+            ChangeItem(
+                ChangeKind.VERSION_CHANGED,
+                f"{_loc(*key).label}: {o_svc.banner} -> {n_svc.banner}",
+                location=_loc(*key),
+                address=key[0],
+                old=o_svc.banner,
+                new=n_svc.banner,
             )
+        )
     return items, closed_ports, unchecked_ports
 
 
@@ -339,14 +344,21 @@ def _finding_changes(
                 old=f.status,
             )
         )
-    for fkey in sorted(old.findings.keys() & new.findings.keys(), key=_finding_key):
+    # The findings in both runs that moved, found before sorting (most did not).
+    moved: dict[tuple[str, str, int, str], list[tuple[str, str, str]]] = {}
+    for fkey in old.findings.keys() & new.findings.keys():
         o_f, n_f = old.findings[fkey], new.findings[fkey]
         if o_f.confidence == Confidence.PRODUCT_ONLY.value and (
             n_f.confidence == Confidence.PRODUCT_ONLY.value
         ):
             continue
+        how = _status_change(o_f, n_f)
+        if how:
+            moved[fkey] = how
+    for fkey in sorted(moved, key=_finding_key):
+        n_f = new.findings[fkey]
         loc = _loc(n_f.address, n_f.port, n_f.protocol)
-        for text, o_val, n_val in _status_change(o_f, n_f):
+        for text, o_val, n_val in moved[fkey]:
             items.append(
                 ChangeItem(
                     ChangeKind.STATUS_CHANGED,
