@@ -19,10 +19,13 @@ every 0.1 s, and the cgroup's own peak (memory.max_usage_in_bytes, which counts 
 CPU: user + system seconds of the whole process tree (every process is waited for by its
 parent, so getrusage(RUSAGE_CHILDREN) counts them all).
 `--load N` runs N busy-loop CPU hogs (outside the namespace, at normal priority) for the whole
-run of both scanners, so that a loaded machine can be reproduced.
+run of both scanners, so that a loaded machine can be reproduced. The target daemons share
+those cores; `--targets-nice -10` runs them ahead of the hogs, as targets on other machines
+would not be slowed by the scanner machine's load.
 
 Usage (root): .venv/bin/python bench/bench_scan_ns.py [--hosts 256] [--profile default|all|both]
-              [--skip-original] [--workers N] [--load N] [-- extra flags for flan scan's Nmap]
+              [--skip-original] [--workers N] [--load N]
+              [--targets-nice N] [-- extra flags for flan scan's Nmap]
 """
 
 from __future__ import annotations
@@ -293,6 +296,9 @@ def main() -> int:
     parser.add_argument("--profile", choices=("default", "all", "both"), default="default")
     parser.add_argument("--skip-original", action="store_true", help="time flan only")
     parser.add_argument("--workers", type=int, help="flan scan --workers")
+    parser.add_argument("--targets-nice", type=int, default=0, metavar="N",
+                        help="niceness of the target daemons (-10: they stand for other "
+                             "machines, which the scanner's load does not slow)")  # fmt: skip
     parser.add_argument("--load", type=int, default=0, metavar="N",
                         help="run N busy-loop CPU hogs during both scanners' runs")  # fmt: skip
     parser.add_argument("nmap_flags", nargs="*", help="after --: flags for flan scan's Nmap")
@@ -311,6 +317,8 @@ def main() -> int:
         ns = Namespace(work / "daemons")
         (work / "daemons").mkdir(mode=0o755)
         ns.up()
+        for proc in ns.procs:  # their children (sshd's per connection) inherit it
+            os.setpriority(os.PRIO_PROCESS, proc.pid, args.targets_nice)
         try:
             print(f"{args.hosts} hosts {targets[0]}..{targets[-1]} in namespace {ns.name}; "
                   f"{os.cpu_count()} cores, {args.load} CPU hogs, {_load()}")  # fmt: skip

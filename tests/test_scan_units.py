@@ -250,7 +250,7 @@ def test_check_scan_refuses_an_empty_scan_and_a_used_run_dir(tmp_path: Path) -> 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the SYN scan (raw packets) needs root")
 def test_workers_of_large_host_groups_start_two_at_a_time(tmp_path: Path) -> None:
     # 3 workers of 21-22 loopback hosts (more than Nmap names in its capture filter): the third
-    # starts only once one of the first two reported its port scan done (or held 2 s).
+    # starts only once one of the first two reported its port scan done (or held 5 s).
     run = tmp_path / "run"
     r = subprocess.run(
         [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet", "--format", "json",

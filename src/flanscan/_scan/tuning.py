@@ -49,7 +49,7 @@ NMAP_FILTER_HOSTS = 20
 # Workers of larger host groups starting or port-scanning at once, and how long one holds its
 # place at most (seconds).
 PORT_SCANS_AT_ONCE = 2
-PORT_SCAN_HOLD = 2.0
+PORT_SCAN_HOLD = 5.0
 # Flags that already say how hard to push: then flan adds none of its own.
 USER_TIMING_FLAGS = ("-T", "--min-parallelism", "-M", "--max-parallelism", "--scan-delay",
                      "--max-scan-delay")  # fmt: skip
