@@ -22,10 +22,18 @@ parent, so getrusage(RUSAGE_CHILDREN) counts them all).
 run of both scanners, so that a loaded machine can be reproduced. The target daemons share
 those cores; `--targets-nice -10` runs them ahead of the hogs, as targets on other machines
 would not be slowed by the scanner machine's load.
+With --profile discovery: the full-port discovery pass alone (no -sV) in the variants named by
+--variant (Nmap with other retries, rates, host groups, process counts, niceness; masscan at a
+rate), each with its time, the open ports it found of the hosts x 5 expected, its probes per
+second, its CPU per probe and the tree's peak memory: how near the packet floor each gets.
+Each flan run gets a history file of its own in the benchmark's temporary directory.
 
-Usage (root): .venv/bin/python bench/bench_scan_ns.py [--hosts 256] [--profile default|all|both]
-              [--skip-original] [--workers N] [--load N]
-              [--targets-nice N] [-- extra flags for flan scan's Nmap]
+Usage (root): .venv/bin/python bench/bench_scan_ns.py [--hosts 256]
+              [--profile default|all|both|discovery] [--variant SPEC]... [--skip-original]
+              [--workers N] [--load N] [--targets-nice N] [-- extra flags for flan scan's Nmap]
+A variant SPEC: `nmap[:procs=2,retries=R,min-rate=N,hostgroup=N,nice=N]` (flan's full pass
+by default: 2 processes, -T4 --min-rate 1000 --max-scan-delay 0, all 65,535 ports) or
+`masscan[:rate=N]`.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import ipaddress
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -69,8 +78,8 @@ def _one_per_host(name: str, launch: Launch, work: Path) -> Launch:
     """One daemon stands for N hosts: lift its limits on concurrent clients so that they are
     those of N daemons (sshd drops unauthenticated connections past MaxStartups 10)."""
     if name == "sshd":
-        with open(work / "sshd_config", "a") as conf:
-            conf.write("MaxStartups 10000\nPerSourceMaxStartups none\n")
+        with open(work / "sshd_config", "a") as sshd_conf:
+            sshd_conf.write("MaxStartups 10000\nPerSourceMaxStartups none\n")
     elif name == "nginx":
         conf = work / "nginx.conf"
         conf.write_text(
@@ -81,6 +90,13 @@ def _one_per_host(name: str, launch: Launch, work: Path) -> Launch:
         argv[argv.index("-c") + 1] = "8192"
         return Launch(argv, launch.user, launch.group)
     return launch
+
+
+DEFAULT_VARIANTS = ("nmap", "nmap:retries=1", "nmap:retries=0", "masscan:rate=100000")
+# masscan sends Ethernet frames on `lo` to one next-hop MAC and reads replies with libpcap: in
+# the benchmark's own namespace `lo` gets a MAC and accepts injected frames from 127.x
+# (route_localnet, accept_local); nothing of the kind is done outside it.
+LO_MAC = "02:00:00:00:00:01"
 
 
 def _load() -> str:
@@ -281,6 +297,131 @@ def _cpu_hogs(count: int) -> Iterator[None]:
             hog.wait()
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One way to run the full-port discovery pass (see the module docstring's SPEC)."""
+
+    spec: str
+    tool: str
+    settings: dict[str, int]
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        tool, _, rest = spec.partition(":")
+        known = {
+            "nmap": ("procs", "retries", "min-rate", "hostgroup", "nice"),
+            "masscan": ("rate",),
+        }
+        if tool not in known:
+            raise SystemExit(f"--variant {spec!r}: the tool is nmap or masscan")
+        settings: dict[str, int] = {}
+        for item in filter(None, rest.split(",")):
+            key, _, value = item.partition("=")
+            if key not in known[tool] or not value.isdigit():
+                raise SystemExit(
+                    f"--variant {spec!r}: {item!r}: give {', '.join(known[tool])} as key=NUMBER"
+                )
+            settings[key] = int(value)
+        return cls(spec, tool, settings)
+
+    def commands(self, work: Path, targets: list[str], out: Path) -> list[list[str]]:
+        """The processes to run at once; each writes its output under `out`."""
+        if self.tool == "masscan":
+            (out / "targets.txt").write_text("".join(f"{t}\n" for t in targets))
+            return [[
+                "masscan", "-iL", str(out / "targets.txt"), "-p", "1-65535",
+                "--rate", str(self.settings.get("rate", 100000)), "--adapter", "lo",
+                "--adapter-ip", "127.0.0.1", "--router-mac", LO_MAC, "--wait", "2",
+                "-oL", str(out / "masscan.txt"),
+            ]]  # fmt: skip
+        procs = self.settings.get("procs", 2)
+        argvs = []
+        for i in range(procs):
+            share = out / f"targets-{i}.txt"
+            share.write_text("".join(f"{t}\n" for t in targets[i::procs]))
+            nice = ["nice", "-n", str(self.settings["nice"])] if "nice" in self.settings else []
+            argv = [*nice, "nmap", "-sS", "-p", "1-65535", "-T4", "-n", "--max-scan-delay", "0",
+                    "--min-rate", str(self.settings.get("min-rate", 1000))]  # fmt: skip
+            if "retries" in self.settings:
+                argv += ["--max-retries", str(self.settings["retries"])]
+            if "hostgroup" in self.settings:
+                argv += ["--min-hostgroup", str(self.settings["hostgroup"])]
+            argvs.append([*argv, "-oX", str(out / f"nmap-{i}.xml"), "-iL", str(share)])
+        return argvs
+
+    def open_ports(self, out: Path) -> set[Service]:
+        found: set[Service] = set()
+        if self.tool == "masscan":
+            for line in (out / "masscan.txt").read_text().splitlines():
+                words = line.split()
+                if len(words) == 5 and words[0] == "open" and words[1] == "tcp":
+                    found.add((words[3], int(words[2])))
+            return found
+        for xml in out.glob("nmap-*.xml"):
+            for host in ET.parse(xml).getroot().iter("host"):
+                addr = next(a.get("addr", "") for a in host.iter("address"))
+                for port in host.iter("port"):
+                    state = port.find("state")
+                    if state is not None and state.get("state") == "open":
+                        found.add((addr, int(port.get("portid", "0"))))
+        return found
+
+
+def _masscan_ready(ns: Namespace) -> None:
+    for argv in (
+        ["ip", "-n", ns.name, "link", "set", "lo", "address", LO_MAC],
+        ns.argv(["sysctl", "-q", "-w", "net.ipv4.conf.lo.route_localnet=1",
+                 "net.ipv4.conf.lo.accept_local=1", "net.ipv4.conf.all.accept_local=1"]),
+    ):  # fmt: skip
+        subprocess.run(argv, check=True)
+
+
+@contextlib.contextmanager
+def _lo_wakeups(ns: Namespace) -> Iterator[None]:
+    """masscan 1.3.2 with Debian 12's libpcap 1.10 waits in libpcap until a frame arrives, so
+    it never exits on a quiet `lo`: a connection attempt to a closed port every 0.5 s ends
+    that wait (one SYN and one RST on lo, nothing else)."""
+    poke = (
+        "import socket, time\n"
+        "while True:\n"
+        "    try: socket.create_connection(('127.0.0.1', 1), timeout=0.2)\n"
+        "    except OSError: pass\n"
+        "    time.sleep(0.5)\n"
+    )
+    proc = subprocess.Popen(ns.argv([sys.executable, "-c", poke]), env=ENV)
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def run_discovery(ns: Namespace, work: Path, targets: list[str], spec: str) -> None:
+    """Time one discovery variant and print what it found."""
+    variant = Variant.parse(spec)
+    out = work / f"discovery-{len(list(work.glob('discovery-*')))}"
+    out.mkdir()
+    argvs = variant.commands(work, targets, out)
+    script = " & ".join(shlex.join(a) for a in argvs) + " & wait"
+    wake = _lo_wakeups(ns) if variant.tool == "masscan" else contextlib.nullcontext()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with wake:
+        t = _timed(ns, ["sh", "-c", script], f"discovery-{out.name}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, rss = t.seconds, t.rss
+    found = variant.open_ports(out)
+    probes = len(targets) * 65535
+    # CPU per probe of the scanner's processes: user = the tool's own work, system = mostly the
+    # kernel's (loopback delivery runs in the sender's context: the SYN, the RST or SYN-ACK it
+    # makes, the capture of the reply). 2 cores / system µs per probe bounds any tool's rate.
+    user = (after.ru_utime - before.ru_utime) / probes * 1e6
+    system = (after.ru_stime - before.ru_stime) / probes * 1e6
+    print(f"discovery {spec:32s} {seconds:7.1f} s  open ports "
+          f"{_count(dict.fromkeys(found, ''), targets, ALL_PORTS)}  "
+          f"{probes / seconds / 1000:6.1f} k probes/s  CPU/probe user {user:4.1f} µs "
+          f"system {system:4.1f} µs  tree RSS {_mb(rss)}  [{_load()}]", flush=True)  # fmt: skip
+
+
 def _count(found: dict[Service, str], targets: list[str], ports: tuple[int, ...]) -> str:
     hit = sum(1 for a in targets for p in ports if (a, p) in found)
     return f"{hit}/{len(targets) * len(ports)}"
@@ -293,7 +434,14 @@ def _mb(n: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=256, help="loopback hosts from 127.0.1.0")
-    parser.add_argument("--profile", choices=("default", "all", "both"), default="default")
+    parser.add_argument("--profile", choices=("default", "all", "both", "discovery"),
+                        default="default")  # fmt: skip
+    parser.add_argument(
+        "--variant",
+        action="append",
+        metavar="SPEC",
+        help=f"with --profile discovery (default: {' '.join(DEFAULT_VARIANTS)})",
+    )
     parser.add_argument("--skip-original", action="store_true", help="time flan only")
     parser.add_argument("--workers", type=int, help="flan scan --workers")
     parser.add_argument("--targets-nice", type=int, default=0, metavar="N",
@@ -308,6 +456,15 @@ def main() -> int:
     if not 0 <= args.load <= 64:
         parser.error("--load: 0 to 64 CPU hogs")
     targets = _targets(args.hosts)
+    specs = args.variant or list(DEFAULT_VARIANTS)
+    for spec in specs:
+        Variant.parse(spec)  # a bad spec stops before anything runs
+    if args.profile == "discovery" and any(spec.startswith("masscan") for spec in specs):
+        if shutil.which("masscan", path=ENV["PATH"]) is None:
+            raise SystemExit(
+                "masscan variants need masscan (Debian package masscan; "
+                "scripts/setup --test installs it)"
+            )
     # Killed: still take the namespace and its daemons down (finally blocks).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     with tempfile.TemporaryDirectory(prefix="bench-scan-ns-") as tmp:
@@ -322,7 +479,14 @@ def main() -> int:
         try:
             print(f"{args.hosts} hosts {targets[0]}..{targets[-1]} in namespace {ns.name}; "
                   f"{os.cpu_count()} cores, {args.load} CPU hogs, {_load()}")  # fmt: skip
-            _compare(args, ns, work, targets)
+            if args.profile == "discovery":
+                if any(spec.startswith("masscan") for spec in specs):
+                    _masscan_ready(ns)
+                with _cpu_hogs(args.load):
+                    for spec in specs:
+                        run_discovery(ns, work, targets, spec)
+            else:
+                _compare(args, ns, work, targets)
         finally:
             ns.down()
     return 0
@@ -343,8 +507,10 @@ def _compare(args: argparse.Namespace, ns: Namespace, work: Path, targets: list[
         profiles = ("default", "all") if args.profile == "both" else (args.profile,)
         for profile in profiles:
             run = work / f"flan-{profile}"
+            # A history of its own: the user's default one may belong to another flan version.
             argv = [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet",
                     "--format", "json", "--output-dir", str(run),
+                    "--history", str(work / f"history-{profile}.sqlite3"),
                     "-iL", str(work / "targets.txt")]  # fmt: skip
             if profile == "all":
                 argv += ["--ports", "all"]
