@@ -128,6 +128,47 @@ def test_ports_all_finds_services_outside_the_top_1000(lab: Lab, run_dir: Path) 
     assert "-p T:1-65535" in commands and "-sV -Pn" in commands
 
 
+# A port with no entry in Nmap's nmap-services: only the full pass of --ports all looks there.
+UNKNOWN_PORT = 47123
+
+
+def _nmap_known_tcp_ports() -> set[int]:
+    nmap = shutil.which("nmap")
+    assert nmap is not None
+    services = Path(nmap).resolve().parent.parent / "share" / "nmap" / "nmap-services"
+    ports = set()
+    for line in services.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 2 and not line.startswith("#") and words[1].endswith("/tcp"):
+            ports.add(int(words[1].split("/")[0]))
+    return ports
+
+
+def test_ports_all_full_pass_finds_a_service_on_a_port_nmap_does_not_know(
+    lab: Lab, run_dir: Path
+) -> None:
+    assert UNKNOWN_PORT not in _nmap_known_tcp_ports()
+    db = next(h for h in lab.hosts if any(s.port == 6379 for s in h.services))
+    host = lab.set_banner_host("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", port=UNKNOWN_PORT)
+    try:
+        r = _flan(lab, "--ports", "all", "--format", "json", "--output-dir", str(run_dir),
+                  host.ipv4, db.ipv4)  # fmt: skip
+    finally:
+        lab.clear_banner_host()
+    assert r.returncode == 0, r.stderr
+    found = _found(_report(run_dir))
+    assert found[(host.ipv4, UNKNOWN_PORT, "tcp")] == ("OpenSSH", "9.2p1 Debian 2+deb12u3")
+    expected = {k: v for k, v in _expected(lab).items() if k[0] == db.ipv4}
+    assert _matches({k: v for k, v in found.items() if k[0] == db.ipv4}, expected)
+    # The quick pass (Nmap's known ports) did not see the port; the full pass did.
+    xml = run_dir / "xml"
+    known = " ".join(p.read_text() for p in xml.glob("discovery-known-*.xml"))
+    full = " ".join(p.read_text() for p in xml.glob("discovery-[0-9]*.xml"))
+    assert f'portid="{UNKNOWN_PORT}"' not in known
+    assert f'portid="{UNKNOWN_PORT}"' in full
+    assert _run_json(run_dir)["status"] == "complete"
+
+
 def test_nmap_flags_after_double_dash_pass_through(lab: Lab, run_dir: Path) -> None:
     files = next(h for h in lab.hosts if h.udp_services)
     udp = files.udp_services[0]
