@@ -29,7 +29,8 @@ RUN set -eu; \
         libpango-1.0-0 \
         libpangoft2-1.0-0 \
         libharfbuzz-subset0 \
-        fonts-dejavu-core; \
+        fonts-dejavu-core \
+        libpq5; \
     # A copy without the file capability for pods that do not grant NET_RAW (exec of the other
     # one fails with EPERM there) or set no_new_privs: flan picks it and runs a connect scan.
     install -m 0755 /usr/bin/nmap /usr/local/bin/nmap-unprivileged; \
@@ -63,13 +64,19 @@ COPY src /opt/flan-src/src
 RUN set -eu; \
     /opt/flan/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-compile \
         --no-build-isolation --no-index "/opt/flan-src[all]"; \
-    /opt/flan/bin/pip uninstall -y --disable-pip-version-check setuptools pip; \
-    # Size (the image's target is 250 MB): the wheels' extension modules carry symbols (29 MB);
+    # Size (the image's target is 250 MB): psycopg's binary wheel bundles its own libpq,
+    # OpenSSL, Kerberos and LDAP (10.8 MB); without it psycopg is pure Python over Debian's
+    # libpq5 (installed above, 1.1 MB: Python already brings Kerberos and OpenSSL).
+    /opt/flan/bin/pip uninstall -y --disable-pip-version-check setuptools pip psycopg-binary; \
+    # The wheels' extension modules carry symbols (29 MB);
     # no bytecode is kept (33 MB; compiling the imports costs about 1 s per start, and a
     # read-only root keeps nothing); WeasyPrint hyphenates only for `hyphens: auto`, which the
     # report does not use, so only English hyphenation dictionaries are kept.
     find /opt/flan -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} +; \
     find /opt/flan -name '__pycache__' -prune -exec rm -rf {} +; \
+    # fontTools ships the Cython-generated C sources of its compiled modules (8 MB), which are
+    # never read at run time (cffi's headers are: they stay).
+    find /opt/flan -name '*.c' -path '*/site-packages/*' -delete; \
     find /opt/flan/lib/python3*/site-packages/pyphen/dictionaries -type f -not -name 'hyph_en*' \
         -delete; \
     # botocore carries the API models of every AWS service (most of its size); flan talks to S3

@@ -7,6 +7,7 @@ with setpriv), a read-only root; and the original image's `upload=aws bucket=...
 against moto's S3 on that loopback.
 """
 
+# ruff: noqa: F811 - pytest fixtures imported from tests._pg_fixture are used as arguments
 from __future__ import annotations
 
 import json
@@ -30,6 +31,8 @@ from _podman import (
     start_s3,
     start_sshd,
 )
+
+from tests._pg_fixture import pg_server, pg_url  # noqa: F401 - fixtures
 
 __all__ = ["netns_factory"]  # the fixture, imported for pytest
 
@@ -268,3 +271,39 @@ def test_the_original_upload_contract(image: BuiltImage, lab_ns: Netns, tmp_path
     text = out.stdout + out.stderr + "".join(s3.get(k).decode(errors="replace") for k in keys
                                              if k.endswith(".json"))  # fmt: skip
     assert s3.container_env["AWS_SECRET_ACCESS_KEY"] not in text
+
+
+def test_postgresql_history(image: BuiltImage, lab_ns: Netns, tmp_path: Path, pg_url: str) -> None:
+    """A `postgresql://` history from the image (psycopg over Debian's libpq5): two scans
+    recorded into the test suite's PostgreSQL, listed, and diffed by the database."""
+    for out in ("pg1", "pg2"):
+        scanned = run_flan(image, lab_ns, tmp_path, scan_args(out))
+        assert scanned.returncode in (0, 1), scanned.stderr
+    cves = {v["id"] for v in ssh_found(tmp_path, "pg1")["vulnerabilities"]}
+    assert cves, "the baked database gives OpenSSH CVEs"
+
+    def flan(*args: str) -> subprocess.CompletedProcess[str]:
+        # The server listens on the host's loopback: this container shares the host's network
+        # and connects to nothing else. The scans are not in the working directory, where a
+        # run id (the directory's name) would be read as a path.
+        return podman("run", "--rm", "--network=host", "--read-only", "-v",
+                      f"{tmp_path}:/scans:ro", image.tag, *args, "--history", pg_url,
+                      check=False)  # fmt: skip
+
+    # The second run without the database: its OpenSSH has no findings, so all are "fixed".
+    for args in (("/scans/pg1",), ("/scans/pg2", "--no-db")):
+        out = flan("history", "import", *args)
+        assert out.returncode == 0 and "recorded as run" in out.stdout, out.stdout + out.stderr
+    listed = flan("history", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert [r["hosts"] for r in runs] == [1, 1]
+    new_id, old_id = (r["id"] for r in runs)  # newest first
+    again = flan("history", "import", "/scans/pg1")
+    assert f"already recorded as run {old_id}" in again.stdout, again.stdout + again.stderr
+    diffed = flan("diff", old_id, new_id, "--format", "json")
+    assert diffed.returncode == 0, diffed.stderr
+    changes = json.loads(diffed.stdout)
+    fixed = {i["vuln_id"] for i in changes["items"] if i["kind"] == "fixed-finding"}
+    assert fixed == cves, changes
+    assert changes["counts"]["new-finding"] == 0
