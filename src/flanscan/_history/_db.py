@@ -6,6 +6,7 @@ where the parameter styles differ. Bulk loads use executemany (SQLite) or COPY (
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +21,8 @@ Row = tuple[Any, ...]
 
 # Arbitrary constant shared by every flan process: serialises migrations and run numbering.
 _PG_LOCK_KEY = 0x464C414E  # "FLAN"
+_STREAM_ROWS = 10_000  # rows fetched at a time by PostgresDatabase.stream
+_cursor_ids = itertools.count()  # server-side cursor names: streams may be nested
 
 
 def redact_url(url: str) -> str:
@@ -171,12 +174,22 @@ class PostgresDatabase(Database):
 
     def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
         # psycopg's ordinary cursor would fetch the whole result first; streaming comes in
-        # chunks with libpq 17+, else row by row.
+        # chunks with libpq 17+. An older libpq (Debian 12's, in the container image) streams
+        # row by row only, 3 times slower for a fleet's diff in pure-Python psycopg: a
+        # server-side cursor fetches as many rows at a time instead, within a transaction (it
+        # lives as long as one), planned for the whole result as the plain query is.
         from psycopg import pq
 
-        size = 10_000 if pq.version() >= 170000 else 1
-        with self._conn.cursor() as cur:
-            yield from cur.stream(_pg_sql(sql), tuple(params), size=size)
+        if pq.version() >= 170000:
+            with self._conn.cursor() as cur:
+                yield from cur.stream(_pg_sql(sql), tuple(params), size=_STREAM_ROWS)
+            return
+        with self._conn.transaction():
+            self._conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+            with self._conn.cursor(name=f"flan_stream_{next(_cursor_ids)}") as cur:
+                cur.itersize = _STREAM_ROWS
+                cur.execute(_pg_sql(sql), tuple(params))
+                yield from cur
 
     def insert_many(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
