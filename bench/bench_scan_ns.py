@@ -31,9 +31,10 @@ Each flan run gets a history file of its own in the benchmark's temporary direct
 Usage (root): .venv/bin/python bench/bench_scan_ns.py [--hosts 256]
               [--profile default|all|both|discovery] [--variant SPEC]... [--skip-original]
               [--workers N] [--load N] [--targets-nice N] [-- extra flags for flan scan's Nmap]
-A variant SPEC: `nmap[:procs=2,retries=R,min-rate=N,hostgroup=N,nice=N]` (flan's full pass
-by default: 2 processes, -T4 --min-rate 1000 --max-scan-delay 0, all 65,535 ports) or
-`masscan[:rate=N]`.
+A variant SPEC: `nmap[:procs=2,retries=R,min-rate=N,hostgroup=N,maxgroup=N,nice=N]` (flan's
+full pass
+by default: 2 processes, -T4 --min-rate 1000 --max-scan-delay 0, all 65,535 ports;
+hostgroup/maxgroup are --min-hostgroup/--max-hostgroup) or `masscan[:rate=N]`.
 """
 
 from __future__ import annotations
@@ -309,7 +310,7 @@ class Variant:
     def parse(cls, spec: str) -> Variant:
         tool, _, rest = spec.partition(":")
         known = {
-            "nmap": ("procs", "retries", "min-rate", "hostgroup", "nice"),
+            "nmap": ("procs", "retries", "min-rate", "hostgroup", "maxgroup", "nice"),
             "masscan": ("rate",),
         }
         if tool not in known:
@@ -346,6 +347,8 @@ class Variant:
                 argv += ["--max-retries", str(self.settings["retries"])]
             if "hostgroup" in self.settings:
                 argv += ["--min-hostgroup", str(self.settings["hostgroup"])]
+            if "maxgroup" in self.settings:
+                argv += ["--max-hostgroup", str(self.settings["maxgroup"])]
             argvs.append([*argv, "-oX", str(out / f"nmap-{i}.xml"), "-iL", str(share)])
         return argvs
 
