@@ -268,3 +268,28 @@ def test_workers_of_large_host_groups_start_two_at_a_time(tmp_path: Path) -> Non
     for name in ("scan-01", "scan-02"):
         log = (run / "logs" / f"{name}.log").read_text()
         assert "Completed SYN Stealth Scan" in log
+
+
+@pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="the SYN scan (raw packets) needs root")
+@pytest.mark.parametrize("user_flags", [[], ["--min-hostgroup", "30"]])
+def test_ports_all_discovery_host_groups(tmp_path: Path, user_flags: list[str]) -> None:
+    # flan caps the discovery passes' host groups at 20 (Nmap's capture filter then names the
+    # hosts); a user's own host-group flag replaces that cap: Nmap refuses a minimum above
+    # the maximum, so adding both would stop the scan.
+    run = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "flanscan", "scan", "--no-db", "--quiet", "--format", "json",
+         "--ports", "all", "--output-dir", str(run), "127.0.0.1", "--", *user_flags],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    workers = json.loads((run / "run.json").read_text())["workers"]
+    discovery = [w for w in workers if w["phase"] == "discovery"]
+    assert [w["name"] for w in discovery] == ["discovery-known-01", "discovery-01"]
+    for worker in discovery:
+        assert worker["status"] == "done"
+        has_cap = "--max-hostgroup 20" in worker["command"]
+        assert has_cap == (not user_flags), worker["command"]
+        if user_flags:
+            assert "--min-hostgroup 30" in worker["command"]

@@ -72,8 +72,6 @@ DISCOVERY_MIN_RATE = 1000
 # Service detection: how long an open port may wait to be batched with others, and how many
 # ports one -sV process takes at least (when that many are waiting).
 RELEASE_AFTER = 1.0
-# Niceness of the full discovery pass: it has seconds to spare, service probes have not.
-DISCOVERY_NICE = 5
 # The full discovery pass starts when the known-ports pass ends, or after this many seconds.
 FULL_PASS_DELAY = 2.0
 MIN_SERVICE_BATCH = 16
@@ -248,6 +246,7 @@ class _Plan:
             argv.append(self.tcp_flag)
         assert self.port_expr is not None
         argv += ["-p", self.port_expr, "-T4", "--min-rate", str(DISCOVERY_MIN_RATE)]
+        argv += self._host_group()
         if not self.extra.has(*tuning.USER_TIMING_FLAGS):
             argv += ["--max-scan-delay", "0"]  # why: above DISCOVERY_MIN_RATE
         # The known-ports pass covers the ports in nmap-services ("[-]" in Nmap's syntax).
@@ -263,10 +262,23 @@ class _Plan:
         argv += self._tail(name) + self._excludes()
         return argv + self._target_args(name, chunk.targets)
 
+    def _host_group(self) -> list[str]:
+        """--max-hostgroup for the discovery passes (unless the user sized the host groups).
+
+        The passes run side by side (known ports, full pass, the service probes' port scans),
+        and Nmap names a group's hosts in its capture filter only up to 20 hosts: above that
+        each process receives and discards every other's replies. For tens of thousands of
+        ports per host a group of 20 still keeps Nmap's probes in flight. Measured with
+        bench_scan_ns.py --profile discovery (docs/scanning.md): CPU per probe and memory down.
+        """
+        if self.extra.has("--min-hostgroup", "--max-hostgroup"):
+            return []
+        return ["--max-hostgroup", str(tuning.NMAP_FILTER_HOSTS)]
+
     def known_ports_job(self, name: str, chunk: TargetChunk) -> list[str]:
         """The quick discovery pass: the TCP ports listed in Nmap's nmap-services only."""
         argv = ["nmap", *([] if self.extra.tcp_scan_type else [self.tcp_flag])]
-        argv += ["-p", "T:[-]", "-T4"]
+        argv += ["-p", "T:[-]", "-T4", *self._host_group()]
         if not self.extra.resolves_names():
             argv.append("-n")
         if chunk.family == 6:
@@ -367,9 +379,13 @@ class _Run:
 
     def _launch(self, job: Job) -> None:
         argv = [self.nmap, *job.status.command[1:]]
-        nice = DISCOVERY_NICE if job.after is not None else 0
+        # Every Nmap runs at flan's own priority. The full pass once ran at nice 5 to favour the
+        # service probes; but it is the run's longest part, and beside other busy processes it
+        # then got a third of their CPU share: 64 hosts x 65,535 ports with 2 busy loops
+        # beside took 250 s at nice 5 against 114 s at nice 0 (bench_scan_ns.py --profile
+        # discovery). Service probes mostly wait on sockets and need little CPU.
         job.proc = NmapProcess(
-            argv, self.run_dir, self.run_dir / job.status.log, self.lines, nice=nice,
+            argv, self.run_dir, self.run_dir / job.status.log, self.lines,
             env=self.plan.nmap.environ(),
         )  # fmt: skip
         self._job_of[id(job.proc)] = job

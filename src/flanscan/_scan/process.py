@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import os
 import queue
@@ -72,12 +71,10 @@ class NmapProcess:
         cwd: Path,
         log_path: Path,
         lines: LineQueue,
-        nice: int = 0,
         env: dict[str, str] | None = None,
     ) -> None:
         self.argv = argv
         self.env = env
-        self.nice = nice
         self.cwd = cwd
         self.log_path = log_path
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
@@ -101,11 +98,6 @@ class NmapProcess:
             os.close(self._log_fd)
             raise
         self.started_at = time.monotonic()
-        if self.nice:
-            # Lower priority for bulk work (all-ports discovery) so that latency-bound service
-            # probes get the CPU first; failing to lower it is harmless.
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, self._popen.pid, self.nice)
         self._reader = threading.Thread(target=self._read, name=f"nmap-{self._popen.pid}")
         self._reader.daemon = True
         self._reader.start()
