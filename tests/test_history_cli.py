@@ -64,6 +64,34 @@ def test_import_list_and_diff(tmp_path: Path, nmap_samples: Path) -> None:
     assert text.startswith("Changes since 2013-02-24") and "closed port" in text
 
 
+def test_diff_of_a_run_id_that_is_also_a_directory_here(
+    tmp_path: Path, nmap_samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Result directories are named by run id: inside flan-results/ a bare name can be both.
+    store = str(tmp_path / "h.sqlite3")
+    old, new = nmap_samples / "2_hosts.xml", nmap_samples / "2_hosts_achange.xml"
+    code, _out, err = run("history", "import", str(old), str(new), "--no-db", "--history", store)
+    assert code == 0, err
+    _code, out, _ = run("history", "--history", store, "--format", "json")
+    new_id, old_id = (r["id"] for r in json.loads(out))
+    _code, recorded, _ = run("diff", old_id, new_id, "--history", store, "--format", "json")
+    expected = json.loads(recorded)["items"]
+    assert expected  # the two sample runs differ
+    here = tmp_path / "results"
+    (here / old_id).mkdir(parents=True)
+    (here / old_id / "scan.xml").write_bytes(new.read_bytes())  # not what run old_id found
+    monkeypatch.chdir(here)
+    code, by_id, err = run("diff", old_id, new_id, "--history", store, "--format", "json")
+    assert code == 0, err
+    assert json.loads(by_id)["items"] == expected  # the recorded run, not the directory
+    # Written as a path, the directory is read: its XML is the new run's, so nothing changed.
+    code, by_dir, err = run(
+        "diff", f"./{old_id}", new_id, "--history", store, "--no-db", "--format", "json"
+    )
+    assert code == 0, err
+    assert json.loads(by_dir)["items"] == []
+
+
 def test_diff_unknown_run(tmp_path: Path, nmap_samples: Path) -> None:
     store = str(tmp_path / "h.sqlite3")
     run("history", "import", str(nmap_samples / "2_hosts.xml"), "--no-db", "--history", store)

@@ -152,16 +152,39 @@ def _run_for(
     store_box: list[HistoryStore],
     history_url: str | None,
     db_args: tuple[Path | None, bool, Path | None],
+    *,
+    from_files: bool,
 ) -> CompactRun:
     """A run id from the history, or a result directory / XML file read directly."""
     from flanscan._history._groups import compact_from_report
 
-    path = Path(ref)
-    if path.exists():
-        return compact_from_report(_report([path], *db_args))
+    if from_files:
+        return compact_from_report(_report([Path(ref)], *db_args))
     if not store_box:
         store_box.append(_open(history_url, create=False))
     return store_box[0].load_compact(ref)
+
+
+def _refs_from_files(refs: Sequence[str], history_url: str | None) -> list[bool]:
+    """Which diff arguments are read as files: those written as a path (with a `/`, or an
+    `.xml` name), and bare names that exist here unless the history holds a run by that name.
+    flan names result directories by run id, so inside `flan-results/` a run id is also a
+    directory: the recorded run (what was found then) is meant, not the XML matched anew
+    against today's database; `./NAME` reads the directory."""
+    from flanscan._errors import UsageError
+
+    def written_as_path(ref: str) -> bool:
+        return "/" in ref or ref.lower().endswith(".xml")
+
+    bare_existing = [r for r in refs if not written_as_path(r) and Path(r).exists()]
+    recorded: set[str] = set()
+    if bare_existing:
+        try:
+            with _open(history_url, create=False) as store:
+                recorded = {r for r in bare_existing if store.has_run(r)}
+        except UsageError:  # no history yet: every existing name is a path
+            recorded = set()
+    return [written_as_path(r) or (Path(r).exists() and r not in recorded) for r in refs]
 
 
 @click.command(
@@ -189,14 +212,16 @@ def diff(
     """Show what changed from OLD to NEW: new and fixed findings, status changes (KEV,
     suppressions), new and closed ports, version changes, hosts that appeared or went away.
 
-    OLD and NEW are run ids from `flan history`, result directories or Nmap XML files. What
-    the NEW run did not scan (other targets, other ports, a failed worker) is "not checked",
-    never "fixed".
+    OLD and NEW are run ids from `flan history`, result directories or Nmap XML files. A bare
+    name that is both a recorded run id and a directory here means the recorded run; write
+    ./NAME for the directory. What the NEW run did not scan (other targets, other ports, a
+    failed worker) is "not checked", never "fixed".
     """
     from flanscan._history._compact_diff import diff_compact
     from flanscan._history._format import changes_as_dict, changes_as_text
 
-    if not Path(old).exists() and not Path(new).exists():
+    old_files, new_files = _refs_from_files((old, new), history_url)
+    if not old_files and not new_files:
         # Two recorded runs: the database compares them (see HistoryStore.diff).
         with _open(history_url, create=False) as opened:
             changes = opened.diff(old, new)
@@ -204,8 +229,8 @@ def diff(
         store_box: list[HistoryStore] = []
         try:
             db_args = (db_path, no_db, suppressions)
-            old_run = _run_for(old, store_box, history_url, db_args)
-            new_run = _run_for(new, store_box, history_url, db_args)
+            old_run = _run_for(old, store_box, history_url, db_args, from_files=old_files)
+            new_run = _run_for(new, store_box, history_url, db_args, from_files=new_files)
         finally:
             for store in store_box:
                 store.close()

@@ -340,6 +340,9 @@ class HistoryStore:
         """Recorded runs, newest first."""
         return self._refs(limit=limit)
 
+    def has_run(self, run_id: str) -> bool:
+        return bool(self.db.query("SELECT 1 FROM runs WHERE id = ?", (run_id,)))
+
     def get_run(self, run_id: str) -> RunRef:
         """The run with this id; UsageError naming the store when there is none."""
         refs = self._refs("WHERE id = ?", (run_id,))
