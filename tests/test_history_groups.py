@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _flat_rows import rows_from_report
 
 from flanscan._history import SCHEMA_VERSION, diff_reports, open_history
 from flanscan._history._compact_diff import diff_compact
@@ -19,7 +20,7 @@ from flanscan._history._db import Database, connect
 from flanscan._history._diff import diff_rows
 from flanscan._history._groups import CompactRun, compact_from_report, finding_rows
 from flanscan._history._migrations import MIGRATIONS, current_version, migrate
-from flanscan._history._rows import RunRows, rows_from_report, utc
+from flanscan._history._rows import RunRows, utc
 from flanscan._history._store import target_key
 from flanscan._model import FindingStatus, Location, Report, ScanSummary
 from flanscan._pipeline import make_analyzer

@@ -123,9 +123,9 @@ def _template(sf: ServiceFinding) -> GroupRow:
 
 
 def compact_from_report(report: Report) -> CompactRun:
-    """The report as a CompactRun, with the same content as `rows_from_report` (a location's
-    first finding of a vulnerability wins, exact findings before product-only ones) but never
-    one object per finding and location.
+    """The report as a CompactRun, with the content of one row per finding and location (a
+    location's first finding of a vulnerability wins, exact findings before product-only ones;
+    tests/_flat_rows.py is that reference) but never one object per finding and location.
 
     The builder gives the findings of a service that share their locations one tuple of
     locations: each such tuple is a "class" of findings, and a location's group is the union
@@ -205,7 +205,7 @@ def _union(classes: list[list[tuple[int, GroupRow]]], union: tuple[int, ...]) ->
 
 
 def _count_ports(run: CompactRun) -> None:
-    """Hosts listed without a port count get one from the services seen (as rows_from_report)."""
+    """Hosts listed without a port count get one from the services seen (as the flat rows did)."""
     counts: dict[str, int] = {}
     for addr, _port, _proto in run.services:
         counts[addr] = counts.get(addr, 0) + 1
