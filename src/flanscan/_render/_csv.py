@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TextIO
 
 from flanscan._exposure import exposure_of
-from flanscan._model import Location, Report, ServiceFinding, ServiceReport
+from flanscan._model import Location, Report, ServiceFinding, ServiceReport, Vulnerability
 from flanscan._remediation import remediation_of
 from flanscan._render import _common as common
 
@@ -68,45 +68,64 @@ def _num(value: float | None, fmt: str) -> str:
     return format(value, fmt) if value is not None else ""
 
 
-def _location_cells(svc: ServiceReport, loc: Location) -> list[str]:
+def _service_cells(svc: ServiceReport, text: Callable[[str], str] = neutralise) -> list[str]:
     return [
-        neutralise(svc.name or ""),
-        neutralise(svc.product or ""),
-        neutralise(svc.version or ""),
-        neutralise(" ".join(svc.cpes)),
-        neutralise(loc.address),
-        neutralise(" ".join(loc.hostnames)),
-        str(loc.port),
-        neutralise(loc.protocol),
+        text(svc.name or ""),
+        text(svc.product or ""),
+        text(svc.version or ""),
+        text(" ".join(svc.cpes)),
     ]
 
 
-def _finding_cells(sf: ServiceFinding) -> list[str]:
-    f = sf.finding
-    v = f.vulnerability
+def _address_cells(loc: Location, text: Callable[[str], str] = neutralise) -> list[str]:
+    return [text(loc.address), text(" ".join(loc.hostnames)), str(loc.port), text(loc.protocol)]
+
+
+def _location_cells(svc: ServiceReport, loc: Location) -> list[str]:
+    return _service_cells(svc) + _address_cells(loc)
+
+
+def _vulnerability_cells(v: Vulnerability, text: Callable[[str], str] = neutralise) -> list[str]:
+    """The cells that depend on the vulnerability alone (id, cvss, exposure .. url), in column
+    order; `_finding_cells` puts the finding's own cells between them."""
     kev = v.kev
     ransomware = ""
     if kev is not None and kev.known_ransomware_use is not None:
         ransomware = "known" if kev.known_ransomware_use else "unknown"
     return [
-        neutralise(v.id),
-        f.severity.label,
+        text(v.id),
         _num(v.cvss.score if v.cvss else None, ".1f"),
-        neutralise(v.cvss.version) if v.cvss else "",
+        text(v.cvss.version) if v.cvss else "",
+        exposure_of(v).exposure.value,
+        text(common.fmt_date(kev.date_added)) if kev else "",
+        ransomware,
+        _num(v.epss, ".5f"),
+        _num(v.epss_percentile, ".5f"),
+        text(common.fmt_date(v.published)),
+        text(" ".join(v.cwes)),
+        text(v.summary or ""),
+        text(common.vuln_url(v) or ""),
+    ]
+
+
+def _finding_cells(
+    sf: ServiceFinding,
+    text: Callable[[str], str] = neutralise,
+    of_vulnerability: Callable[[Vulnerability], list[str]] = _vulnerability_cells,
+) -> list[str]:
+    f = sf.finding
+    vid, cvss, cvss_version, *rest = of_vulnerability(f.vulnerability)
+    return [
+        vid,
+        f.severity.label,
+        cvss,
+        cvss_version,
         f.status.value,
         f.confidence.value,
         f.match_source.value,
         f.source_confidence.value,
-        exposure_of(v).exposure.value,
-        neutralise(common.fmt_date(kev.date_added)) if kev else "",
-        ransomware,
-        _num(v.epss, ".5f"),
-        _num(v.epss_percentile, ".5f"),
-        neutralise(common.fmt_date(v.published)),
-        neutralise(" ".join(v.cwes)),
-        neutralise(v.summary or ""),
-        neutralise(common.vuln_url(v) or ""),
-        neutralise(" | ".join(common.evidence_lines(f))),
+        *rest,
+        text(" | ".join(common.evidence_lines(f))),
     ]
 
 
@@ -156,19 +175,52 @@ class _CellsText:
         return self._buffer.getvalue()
 
 
-def _location_text(as_text: _CellsText, svc: ServiceReport, loc: Location) -> str:
-    return as_text(_location_cells(svc, loc))
+class _Neutralised(dict[str, str]):
+    """`neutralise` remembered per distinct text for one render: addresses, host names and
+    service cells repeat on every row of a host or service, and a vulnerability's summary under
+    every service it applies to; the regular expressions are most of the renderer's work."""
+
+    def __missing__(self, text: str) -> str:
+        value = self[text] = neutralise(text)
+        return value
+
+
+class _VulnerabilityCells:
+    """Each vulnerability's own cells made once per render (it is listed under many services).
+    Keys are object ids, so the instance keeps what it keyed alive and lives only while its
+    report does."""
+
+    def __init__(self, text: Callable[[str], str]) -> None:
+        self._text = text
+        self._cells: dict[int, tuple[Vulnerability, list[str]]] = {}
+
+    def __call__(self, v: Vulnerability) -> list[str]:
+        hit = self._cells.get(id(v))
+        if hit is None:
+            hit = self._cells[id(v)] = (v, _vulnerability_cells(v, self._text))
+        return hit[1]
+
+
+def _location_text(
+    as_text: _CellsText, text: Callable[[str], str], service_text: str, loc: Location
+) -> str:
+    return service_text + as_text(_address_cells(loc, text))
 
 
 def write_csv(report: Report, out: TextIO) -> None:
     """Write the CSV report (RFC 4180: comma, double quotes, CRLF) to `out` as a stream; the
     rows are those of `rows(report)`."""
     as_text = _CellsText()
+    text = _Neutralised().__getitem__
+    of_vulnerability = _VulnerabilityCells(text)
     out.write(as_text(list(COLUMNS)) + "\r\n")
     for svc in report.services:
         fix = _fix(svc)
         empty = "," + as_text(_EMPTY_FINDING + fix) + "\r\n"
-        prefix = common.LocationText(partial(_location_text, as_text, svc))
+        # A row is the service's cells, the location's, then the finding's: each part is
+        # made once and the parts are joined by commas (RFC 4180 quotes each field alone).
+        service_text = as_text(_service_cells(svc, text)) + ","
+        prefix = common.LocationText(partial(_location_text, as_text, text, service_text))
         listed = [*svc.findings, *(svc.product_only if report.list_product_only else ())]
         # id -> (tuple, its locations' cells): the findings of a service share these tuples.
         covered: dict[int, tuple[tuple[Location, ...], list[str]]] = {}
@@ -178,7 +230,7 @@ def write_csv(report: Report, out: TextIO) -> None:
             hit = covered.get(id(sf.locations))
             if hit is None:
                 hit = covered[id(sf.locations)] = (sf.locations, [*map(prefix.one, sf.locations)])
-            row_end = "," + as_text(_finding_cells(sf) + fix) + "\r\n"
+            row_end = "," + as_text(_finding_cells(sf, text, of_vulnerability) + fix) + "\r\n"
             # Rows of one finding: each location's cells, then the finding's (one join).
             out.write(row_end.join(hit[1]) + row_end)
         seen = {loc for locs, _ in covered.values() for loc in locs}
