@@ -229,10 +229,14 @@ def write_csv(report: Report, out: TextIO) -> None:
                 continue
             hit = covered.get(id(sf.locations))
             if hit is None:
-                hit = covered[id(sf.locations)] = (sf.locations, [*map(prefix.one, sf.locations)])
+                hit = covered[id(sf.locations)] = (
+                    sf.locations,
+                    [*map(prefix.one, sf.locations), ""],
+                )
             row_end = "," + as_text(_finding_cells(sf, text, of_vulnerability) + fix) + "\r\n"
-            # Rows of one finding: each location's cells, then the finding's (one join).
-            out.write(row_end.join(hit[1]) + row_end)
+            # Rows of one finding: each location's cells, then the finding's (one join; the
+            # list's last item is empty so the last row ends too, without copying the text).
+            out.write(row_end.join(hit[1]))
         seen = {loc for locs, _ in covered.values() for loc in locs}
         for loc in svc.locations:
             if loc not in seen:
