@@ -122,6 +122,17 @@ def _evidence(items: Iterable[tuple[ServiceReport, ServiceFinding]]) -> list[str
     return lines
 
 
+def _service_row(where: common.LocationText, svc: ServiceReport, *, extrainfo: bool) -> list[str]:
+    """A service without open findings as a table row: its title (with Nmap's extra info where
+    asked), CPEs and locations."""
+    title = escape_md(common.service_title(svc))
+    if extrainfo and svc.extrainfo:
+        title += f" ({escape_md(svc.extrainfo)})"
+    if svc.product_only:
+        title += f"; _{escape_md(common.product_only_note(svc))}_"
+    return [title, ", ".join(code_md(c) for c in svc.cpes), _locations(where, svc.locations)]
+
+
 def _service_section(where: common.LocationText, svc: ServiceReport) -> Iterator[str]:
     worst = svc.worst_severity
     rating = worst.label if worst is not None else "none"
@@ -248,39 +259,14 @@ def write_md(report: Report, stream: TextIO) -> None:
     else:
         out += _table(
             ("Service", "CPE", "Locations"),
-            (
-                [
-                    escape_md(common.service_title(svc))
-                    + (f" ({escape_md(svc.extrainfo)})" if svc.extrainfo else "")
-                    + (
-                        f"; _{escape_md(common.product_only_note(svc))}_"
-                        if svc.product_only
-                        else ""
-                    ),
-                    ", ".join(code_md(c) for c in svc.cpes),
-                    _locations(where, svc.locations),
-                ]
-                for svc in others
-            ),
+            (_service_row(where, svc, extrainfo=True) for svc in others),
         )
     manual = list(common.manual_check_services(report))
     if manual:
         out += ["## Needs a manual version check", "", escape_md(common.MANUAL_CHECK_NOTE), ""]
         out += _table(
             ("Service", "CPE", "Locations"),
-            (
-                [
-                    escape_md(common.service_title(svc))
-                    + (
-                        f"; _{escape_md(common.product_only_note(svc))}_"
-                        if svc.product_only
-                        else ""
-                    ),
-                    ", ".join(code_md(c) for c in svc.cpes),
-                    _locations(where, svc.locations),
-                ]
-                for svc in manual
-            ),
+            (_service_row(where, svc, extrainfo=False) for svc in manual),
         )
     if report.list_product_only:
         out += _product_only(where, report)
