@@ -6,19 +6,17 @@ real Nmap against an SSH banner on loopback, a real database imported from the N
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _banner import BannerServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -118,28 +116,11 @@ def test_scan_with_fail_on_and_no_database_stops_before_scanning(tmp_path: Path)
 # --- a rebuild uses what the run used -------------------------------------------------------
 
 
-def _serve(server: socket.socket, stop: threading.Event) -> None:
-    server.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            conn, _ = server.accept()
-        except TimeoutError:
-            continue
-        with conn, contextlib.suppress(OSError):
-            conn.sendall(b"SSH-2.0-OpenSSH_8.0\r\n")
-
-
 @pytest.fixture
 def ssh_port() -> Iterator[int]:
     """An SSH banner (OpenSSH 8.0: several CVEs in the NVD sample) on loopback."""
-    stop = threading.Event()
-    server = socket.create_server(("127.0.0.1", 0))
-    thread = threading.Thread(target=_serve, args=(server, stop))
-    thread.start()
-    yield int(server.getsockname()[1])
-    stop.set()
-    thread.join()
-    server.close()
+    with BannerServer(b"SSH-2.0-OpenSSH_8.0\r\n") as server:
+        yield server.port
 
 
 @needs_nmap

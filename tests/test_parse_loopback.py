@@ -14,42 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _banner import BannerServer
 
 from flanscan._parse import NmapXmlFile
 
 pytestmark = pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
-
-BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
-
-
-class BannerServer:
-    """A TCP server that greets every client with an OpenSSH banner, then closes."""
-
-    def __init__(self, family: socket.AddressFamily, host: str) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                try:
-                    conn.sendall(BANNER)
-                    conn.settimeout(0.5)
-                    conn.recv(1024)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def run_nmap(args: list[str], out: Path) -> str:
@@ -64,8 +33,8 @@ def run_nmap(args: list[str], out: Path) -> str:
 
 @pytest.fixture
 def banner_servers() -> Iterator[tuple[BannerServer, BannerServer]]:
-    v4 = BannerServer(socket.AF_INET, "127.0.0.1")
-    v6 = BannerServer(socket.AF_INET6, "::1")
+    v4 = BannerServer(host="127.0.0.1")
+    v6 = BannerServer(host="::1")
     yield v4, v6
     v4.close()
     v6.close()

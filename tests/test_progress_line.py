@@ -4,54 +4,24 @@ pseudo-terminal of 80 columns."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import pty
 import re
 import select
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _banner import BannerServer
 
 from flanscan._scan.display import describe, progress_line
 from flanscan._scan.progress import ScanProgress
-
-
-@contextlib.contextmanager
-def banner_server() -> Iterator[int]:
-    """An SSH-like service on a loopback port that greets at once (so -sV needs one probe)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
-
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -82,8 +52,8 @@ def test_eta_counts_down_and_is_never_stale() -> None:
 
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
 def test_live_display_of_a_real_scan_fits_an_80_column_terminal(tmp_path: Path) -> None:
-    with banner_server() as port:
-        out, status = _scan_in_terminal(tmp_path, port)
+    with BannerServer() as server:
+        out, status = _scan_in_terminal(tmp_path, server.port)
     assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
     text = ANSI.sub("", out.decode(errors="replace"))
     lines = [seg for line in text.replace("\r\n", "\n").split("\n") for seg in line.split("\r")]
@@ -127,7 +97,8 @@ def _scan_in_terminal(tmp_path: Path, port: int) -> tuple[bytes, int]:
 def test_plain_display_lines_fit_too(tmp_path: Path) -> None:
     if shutil.which("nmap") is None:
         pytest.skip("nmap is not installed")
-    with banner_server() as port:
+    with BannerServer() as server:
+        port = server.port
         proc = subprocess.run(
             [sys.executable, "-m", "flanscan", "scan", "--no-db", "--output-dir",
              str(tmp_path / "run"), "127.0.0.1", "--", "-p", str(port), "--version-intensity",

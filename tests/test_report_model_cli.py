@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from _banner import BannerServer
 from click.testing import CliRunner
 
 from flanscan._cli import cli
@@ -182,36 +183,17 @@ def test_report_rebuilt_from_a_scan_run_equals_the_scan_report(
 ) -> None:
     """`flan scan` of a loopback banner server, then `flan report` of its run directory."""
     import shutil
-    import socket
-    import threading
 
     if shutil.which("nmap") is None:
         pytest.skip("nmap is not installed")
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    port = server.getsockname()[1]
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
     run = tmp_path / "run"
-    try:
+    with BannerServer() as server:
+        port = server.port
         scanned = runner.invoke(
             cli,
             ["scan", "127.0.0.1", "--output-dir", str(run), "--no-db", "--format", "json",
              "--", "-p", str(port)],
         )  # fmt: skip
-    finally:
-        server.close()
     assert scanned.exit_code == 0, scanned.output
     original = json.loads((run / "report.json").read_text())
     rebuilt_path = tmp_path / "rebuilt.json"

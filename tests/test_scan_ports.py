@@ -3,48 +3,27 @@ through the real CLI, real Nmap against real servers on loopback."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _banner import BannerServer
 
 from flanscan._nmapopts import PortListError, PortRange, parse_port_list
 
 FLAN = [sys.executable, "-m", "flanscan", "scan", "--no-db", "--format", "json"]
 
 
-def _serve_banner(server: socket.socket, stop: threading.Event) -> None:
-    # An SSH banner on connect: Nmap's NULL probe names it at once (no probe waits).
-    server.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            conn, _ = server.accept()
-        except TimeoutError:
-            continue
-        with conn, contextlib.suppress(OSError):  # Nmap may reset a probe connection
-            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
-
-
 @pytest.fixture
 def banner_ports() -> Iterator[list[int]]:
     """Two SSH-banner servers on loopback, on ports the kernel picks."""
-    stop = threading.Event()
-    servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
-    threads = [threading.Thread(target=_serve_banner, args=(s, stop)) for s in servers]
-    for thread in threads:
-        thread.start()
-    yield [int(server.getsockname()[1]) for server in servers]
-    stop.set()
-    for thread, server in zip(threads, servers, strict=True):
-        thread.join()
-        server.close()
+    with BannerServer() as one, BannerServer() as two:
+        yield [one.port, two.port]
 
 
 def _free_port() -> int:

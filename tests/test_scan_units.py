@@ -6,15 +6,14 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from _banner import BannerServer
 
 from flanscan._errors import UsageError
 from flanscan._scan import ScanOptions, ScanProgress, check_scan, default_workers
@@ -99,35 +98,8 @@ def test_tuning_staggers_port_scans_only_where_nmap_filters_by_address_alone() -
 
 @pytest.fixture
 def banner_server() -> Iterator[int]:
-    """A loopback TCP server that greets like OpenSSH (Nmap names it without waiting)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                try:
-                    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n")
-                    conn.settimeout(1)
-                    conn.recv(1024)
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    server.close()
-    thread.join(timeout=2)
+    with BannerServer() as server:
+        yield server.port
 
 
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed")
