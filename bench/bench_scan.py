@@ -39,7 +39,7 @@ def _timed(lab: Lab, argv: list[str]) -> tuple[float, subprocess.CompletedProces
     return time.monotonic() - t0, r
 
 
-def _services_in_xml(text: str) -> dict[Service, str]:
+def services_in_xml(text: str) -> dict[Service, str]:
     """(address, port) -> product of every open TCP port Nmap named, from XML text."""
     found: dict[Service, str] = {}
     root = ET.fromstring(text)  # our own Nmap run's output, inside the lab
@@ -54,7 +54,7 @@ def _services_in_xml(text: str) -> dict[Service, str]:
     return found
 
 
-def _services_in_report(path: Path) -> dict[Service, str]:
+def services_in_report(path: Path) -> dict[Service, str]:
     data = json.loads(path.read_text())
     return {
         (loc["address"], loc["port"]): svc["product"]
@@ -79,7 +79,7 @@ def floor(lab: Lab, expected: dict[Service, str]) -> tuple[float, Service, dict[
     times: dict[Service, float] = {}
     for addr, port in sorted(expected):
         seconds, r = _timed(lab, ["nmap", "-sV", "-Pn", "-p", str(port), addr, "-oX", "-"])
-        if _services_in_xml(r.stdout).get((addr, port)) != expected[(addr, port)]:
+        if services_in_xml(r.stdout).get((addr, port)) != expected[(addr, port)]:
             print(f"  warning: {addr}:{port} not identified alone", file=sys.stderr)
         times[(addr, port)] = seconds
     slowest = max(times, key=lambda k: times[k])
@@ -88,7 +88,7 @@ def floor(lab: Lab, expected: dict[Service, str]) -> tuple[float, Service, dict[
 
 def original(lab: Lab, targets: list[str]) -> tuple[float, dict[Service, str]]:
     seconds, r = _timed(lab, ["nmap", "-sV", "--script=vulners", "-oX", "-", *targets])
-    return seconds, _services_in_xml(r.stdout)
+    return seconds, services_in_xml(r.stdout)
 
 
 def original_per_line(lab: Lab, targets: list[str]) -> tuple[float, dict[Service, str]]:
@@ -97,7 +97,7 @@ def original_per_line(lab: Lab, targets: list[str]) -> tuple[float, dict[Service
     for target in targets:
         seconds, r = _timed(lab, ["nmap", "-sV", "--script=vulners", "-oX", "-", target])
         total += seconds
-        found.update(_services_in_xml(r.stdout))
+        found.update(services_in_xml(r.stdout))
     return total, found
 
 
@@ -118,7 +118,7 @@ def flan(
     scan_only = (
         datetime.fromisoformat(meta["end"]) - datetime.fromisoformat(meta["start"])
     ).total_seconds()
-    return seconds, scan_only, _services_in_report(run / "report.json")
+    return seconds, scan_only, services_in_report(run / "report.json")
 
 
 def main() -> int:

@@ -61,9 +61,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+# Reading what each scanner found is the 8-host lab bench's (bench_scan.py, same folder).
+from bench_scan import Service, services_in_report, services_in_xml  # noqa: E402
+
 from testlab._daemons import DAEMONS, DaemonContext, Launch  # noqa: E402
 
-Service = tuple[str, int]  # (address, port)
 FIRST = ipaddress.IPv4Address("127.0.1.0")
 TOP1000_PORTS = (22, 80, 8000)
 ALL_PORTS = (*TOP1000_PORTS, 6379, 11211)
@@ -227,30 +229,6 @@ class TreeMemory:
     def remove(self) -> None:
         with contextlib.suppress(OSError):
             self.path.rmdir()
-
-
-def _services_in_xml(path: Path) -> dict[Service, str]:
-    found: dict[Service, str] = {}
-    root = ET.parse(path).getroot()  # our own Nmap run's output, inside our namespace
-    for host in root.iter("host"):
-        addr = next(a.get("addr", "") for a in host.iter("address") if a.get("addrtype") != "mac")
-        for port in host.iter("port"):
-            state, service = port.find("state"), port.find("service")
-            if state is not None and state.get("state") == "open" and service is not None:
-                if service.get("product"):
-                    found[(addr, int(port.get("portid", "0")))] = service.get("product", "")
-    return found
-
-
-def _services_in_report(path: Path) -> dict[Service, str]:
-    data = json.loads(path.read_text())
-    return {
-        (loc["address"], loc["port"]): svc["product"]
-        for svc in data["services"]
-        if svc["product"]
-        for loc in svc["locations"]
-        if loc["protocol"] == "tcp"
-    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -502,7 +480,7 @@ def _compare(args: argparse.Namespace, ns: Namespace, work: Path, targets: list[
             out = work / "original.xml"
             argv = ["nmap", "-sS", "-sV", "-oX", str(out), "-iL", str(work / "targets.txt")]
             t = _timed(ns, argv, "original")
-            orig = (t.seconds, _services_in_xml(out))
+            orig = (t.seconds, services_in_xml(out.read_text()))
             print(f"original (nmap -sS -sV, one process): {t.seconds:7.1f} s  CPU "
                   f"{t.cpu:.1f} s  services {_count(orig[1], targets, TOP1000_PORTS)}  "
                   f"tree RSS {_mb(t.rss)}  [{_load()}]")  # fmt: skip
@@ -523,7 +501,7 @@ def _compare(args: argparse.Namespace, ns: Namespace, work: Path, targets: list[
                 argv += ["--", *args.nmap_flags]
             t = _timed(ns, argv, profile)
             seconds = t.seconds
-            found = _services_in_report(run / "report.json")
+            found = services_in_report(run / "report.json")
             ports = TOP1000_PORTS if profile == "default" else ALL_PORTS
             meta = json.loads((run / "run.json").read_text())
             print(f"flan scan{' --ports all' if profile == 'all' else ''}: {seconds:7.1f} s  "
